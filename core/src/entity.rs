@@ -1,0 +1,150 @@
+//! Entities: state rebuilt by folding events, and commands decided against it.
+//!
+//! `f(state, event) = state'` is [`Entity::apply`]; `f(state, command) =
+//! {events}` is [`Entity::handle`]. `#[entity]` implements both from a plain
+//! impl block; the runtime persists what `handle` decides and only then applies.
+
+use std::cell::Cell;
+use std::fmt::Debug;
+
+use uuid::Uuid;
+
+use crate::codec::{Codec, CodecError};
+use crate::event::EventSet;
+use crate::time::Timestamp;
+
+/// A consistency boundary: one stream of events, one state. Implemented by `#[entity]`.
+pub trait Entity: Default + Clone + Debug + Send + Sync + 'static {
+    /// The stream type name stored with every event (`#[entity(name = …)]`).
+    const NAME: &'static str;
+    /// Store a snapshot every this many events (0: never; `#[entity(snapshot_every = …)]`).
+    const SNAPSHOT_EVERY: u64;
+    /// The generated event enum.
+    type Event: EventSet;
+    /// The generated command enum.
+    type Command: Clone + Debug + Send + 'static;
+    /// What a rejected command returns. `Infallible` when no handler can reject.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Decides what happened: the events a command produces, or its rejection.
+    /// Pure: the same state, command and context give the same answer.
+    fn handle(&self, command: Self::Command, ctx: &Context) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Folds one event into the state. Never fails, never has side effects.
+    fn apply(&mut self, event: &Self::Event);
+
+    /// Encodes the state as a snapshot, when the entity declares `snapshot_every`.
+    fn encode_snapshot(&self, codec: Codec) -> Option<Result<Vec<u8>, CodecError>> {
+        let _ = codec;
+        None
+    }
+
+    /// Decodes a snapshot, when the entity declares `snapshot_every`.
+    fn decode_snapshot(codec: Codec, bytes: &[u8]) -> Option<Result<Self, CodecError>> {
+        let _ = (codec, bytes);
+        None
+    }
+}
+
+/// An entity type linked into this program (entered by `#[entity]`).
+#[derive(Debug)]
+pub struct EntityRegistration {
+    /// The stream type name.
+    pub name: &'static str,
+    /// The Rust type.
+    pub rust_type: &'static str,
+    /// The names of the events it applies.
+    pub events: &'static [&'static str],
+}
+
+inventory::collect!(EntityRegistration);
+
+/// Every entity type linked into this program.
+pub fn registry() -> impl Iterator<Item = &'static EntityRegistration> {
+    inventory::iter::<EntityRegistration>.into_iter()
+}
+
+/// What a command handler may know besides state and command.
+///
+/// Everything here is fixed before the handler runs, so re-running the command
+/// (after a version conflict, or in a test) gives the same events: the time is
+/// read once by the runtime, and the random numbers come from a generator
+/// seeded with the command id.
+#[derive(Debug, Clone)]
+pub struct Context {
+    command_id: Uuid,
+    correlation_id: Uuid,
+    now: Timestamp,
+    entity_id: String,
+    version: u64,
+    rng: Cell<u64>,
+}
+
+impl Context {
+    /// A context for one command. The runtime and the test kit build these; a
+    /// user needs this only to call a handler by hand.
+    pub fn new(command_id: Uuid, now: Timestamp, entity_id: impl Into<String>, version: u64) -> Self {
+        let (hi, lo) = command_id.as_u64_pair();
+        Context {
+            command_id,
+            correlation_id: command_id,
+            now,
+            entity_id: entity_id.into(),
+            version,
+            rng: Cell::new(hi ^ lo.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    /// The same context with another correlation id (the command that started a chain).
+    pub fn with_correlation_id(mut self, correlation_id: Uuid) -> Self {
+        self.correlation_id = correlation_id;
+        self
+    }
+
+    /// The id of the command being handled.
+    pub fn command_id(&self) -> Uuid {
+        self.command_id
+    }
+
+    /// The id shared by every command and event of one business transaction.
+    pub fn correlation_id(&self) -> Uuid {
+        self.correlation_id
+    }
+
+    /// The time of this command, read once by the runtime before the handler ran.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// The id of the entity handling the command.
+    pub fn entity_id(&self) -> &str {
+        &self.entity_id
+    }
+
+    /// The entity's version before this command: the number of events applied.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A pseudo-random number, deterministic for this command id (splitmix64).
+    pub fn random_u64(&self) -> u64 {
+        let mut z = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.rng.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A pseudo-random number in `0..bound` (`bound` > 0), deterministic for this command id.
+    pub fn random_below(&self, bound: u64) -> u64 {
+        assert!(bound > 0, "random_below needs a bound above zero");
+        // Lemire's multiply-shift; the bias is below 2^-64 * bound, negligible here.
+        ((u128::from(self.random_u64()) * u128::from(bound)) >> 64) as u64
+    }
+
+    /// A version-4-shaped UUID, deterministic for this command id.
+    pub fn uuid(&self) -> Uuid {
+        let bytes = (u128::from(self.random_u64()) << 64 | u128::from(self.random_u64())).to_be_bytes();
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+}

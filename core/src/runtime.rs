@@ -1,0 +1,1 @@
+//! The runtime: sends commands to entities over a store (being written).

@@ -1,0 +1,234 @@
+//! Points in time as the event log records them.
+//!
+//! A [`Timestamp`] is a count of microseconds since the UNIX epoch, in UTC. It is
+//! what `ctx.now()` hands a command handler and what every stored event carries
+//! as its recorded-at time. Human-readable formats (JSON) write it as RFC 3339
+//! (`2026-11-26T20:12:29.123456Z`); binary formats write the integer.
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Microseconds since 1970-01-01T00:00:00Z.
+///
+/// Obtain one from the command [`Context`](crate::Context) (`ctx.now()`), from
+/// an event's metadata, or build one for a test with [`Timestamp::from_micros`]
+/// or [`Timestamp::parse`]. Reading the wall clock inside a handler is what the
+/// rules forbid; the runtime reads it once per command, before the handler runs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(i64);
+
+/// The reason a text is not an RFC 3339 UTC timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an RFC 3339 UTC timestamp like 2026-11-26T20:12:29.123456Z: {reason}")]
+pub struct TimestampParseError {
+    text: String,
+    reason: &'static str,
+}
+
+impl Timestamp {
+    /// The UNIX epoch.
+    pub const EPOCH: Timestamp = Timestamp(0);
+
+    /// A timestamp `micros` microseconds after the UNIX epoch.
+    pub const fn from_micros(micros: i64) -> Self {
+        Timestamp(micros)
+    }
+
+    /// A timestamp `secs` seconds after the UNIX epoch.
+    pub const fn from_secs(secs: i64) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000))
+    }
+
+    /// Microseconds since the UNIX epoch.
+    pub const fn as_micros(self) -> i64 {
+        self.0
+    }
+
+    /// The wall clock, now. Only the runtime and the clocks it is given call this:
+    /// handlers receive the time through [`Context::now`](crate::Context::now).
+    pub fn wall_clock() -> Self {
+        Timestamp::from(SystemTime::now())
+    }
+
+    /// This timestamp moved forward by `d` (saturating).
+    pub fn add(self, d: Duration) -> Self {
+        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(micros))
+    }
+
+    /// The time from `earlier` to `self`, or zero when `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        Duration::from_micros(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`.
+    pub fn parse(text: &str) -> Result<Self, TimestampParseError> {
+        let fail = |reason| TimestampParseError {
+            text: text.to_owned(),
+            reason,
+        };
+        let b = text.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return Err(fail("expected YYYY-MM-DDTHH:MM:SS"));
+        }
+        if b.last() != Some(&b'Z') {
+            return Err(fail("expected a trailing `Z` (UTC)"));
+        }
+        let num = |range: std::ops::Range<usize>| -> Result<i64, TimestampParseError> {
+            let s = text.get(range).ok_or_else(|| fail("not ASCII"))?;
+            if !s.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(fail("expected digits"));
+            }
+            s.parse::<i64>().map_err(|_| fail("number out of range"))
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+            return Err(fail("a field is out of range"));
+        }
+        let mut micros = 0i64;
+        let rest = &text[19..text.len() - 1];
+        if !rest.is_empty() {
+            let frac = rest
+                .strip_prefix('.')
+                .ok_or_else(|| fail("expected `.` before the fraction"))?;
+            if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(fail("expected 1 to 9 fraction digits"));
+            }
+            let digits: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+            micros = digits.parse::<i64>().map_err(|_| fail("bad fraction"))?;
+        }
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
+        Ok(Timestamp(secs * 1_000_000 + micros))
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Timestamp(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+            Err(e) => Timestamp(-i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+impl From<Timestamp> for SystemTime {
+    fn from(t: Timestamp) -> Self {
+        if t.0 >= 0 {
+            UNIX_EPOCH + Duration::from_micros(t.0 as u64)
+        } else {
+            UNIX_EPOCH - Duration::from_micros(t.0.unsigned_abs())
+        }
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            sod / 3_600,
+            sod % 3_600 / 60,
+            sod % 60
+        )
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            s.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            Timestamp::parse(&text).map_err(serde::de::Error::custom)
+        } else {
+            i64::deserialize(d).map(Timestamp)
+        }
+    }
+}
+
+// Howard Hinnant's civil calendar algorithms (proleptic Gregorian, public domain).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_rfc3339() {
+        let t = Timestamp::parse("2026-11-26T20:12:29.123456Z").unwrap();
+        assert_eq!(t.to_string(), "2026-11-26T20:12:29.123456Z");
+        assert_eq!(
+            Timestamp::parse("1970-01-01T00:00:00Z").unwrap(),
+            Timestamp::EPOCH
+        );
+        assert_eq!(
+            Timestamp::from_micros(-1).to_string(),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            Timestamp::parse("2000-02-29T12:00:00.5Z").unwrap().to_string(),
+            "2000-02-29T12:00:00.500000Z"
+        );
+    }
+
+    #[test]
+    fn rejects_text_that_is_not_a_timestamp() {
+        let err = Timestamp::parse("2026-11-26 20:12:29").unwrap_err();
+        assert!(err.to_string().contains("2026-11-26 20:12:29"), "{err}");
+        assert!(Timestamp::parse("2026-13-01T00:00:00Z").is_err());
+        assert!(Timestamp::parse("2026-11-26T20:12:29+01:00").is_err());
+    }
+
+    #[test]
+    fn serializes_as_text_for_json_and_integer_for_binary() {
+        let t = Timestamp::from_secs(86_400);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"1970-01-02T00:00:00.000000Z\""
+        );
+        let bytes = postcard::to_stdvec(&t).unwrap();
+        assert_eq!(postcard::from_bytes::<Timestamp>(&bytes).unwrap(), t);
+    }
+}

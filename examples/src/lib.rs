@@ -1,0 +1,1 @@
+//! Runnable factum domains.
