@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -75,7 +76,7 @@ pub struct Context {
     command_id: Uuid,
     correlation_id: Uuid,
     now: Timestamp,
-    entity_id: String,
+    entity_id: Arc<str>,
     version: u64,
     rng: Cell<u64>,
 }
@@ -83,7 +84,7 @@ pub struct Context {
 impl Context {
     /// A context for one command. The runtime and the test kit build these; a
     /// user needs this only to call a handler by hand.
-    pub fn new(command_id: Uuid, now: Timestamp, entity_id: impl Into<String>, version: u64) -> Self {
+    pub fn new(command_id: Uuid, now: Timestamp, entity_id: impl Into<Arc<str>>, version: u64) -> Self {
         let (hi, lo) = command_id.as_u64_pair();
         Context {
             command_id,

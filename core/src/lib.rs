@@ -15,8 +15,9 @@ pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
+pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
 pub use store::{EventStore, MemoryStore, RecordedEvent};
-pub use time::Timestamp;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Derives [`Event`] for a struct: `#[event(name = "…", version = N, upcast_from = Type)]`.
 pub use factum_macros::Event;
@@ -25,7 +26,7 @@ pub use factum_macros::entity;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Codec, Context, Entity, Event, EventSet, Timestamp, entity};
+    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventSet, Timestamp, entity};
 }
 
 /// Items generated code refers to. Not part of the public API: no stability promise.

@@ -1,1 +1,274 @@
-//! Given / when / then for entities (being written).
+//! Given / when / then for entities, with a fixed clock and seed.
+//!
+//! ```ignore
+//! given::<Account>([Opened { owner: "ada".into() }.into()])
+//!     .when(Deposit { amount: 10 })
+//!     .then([Deposited { amount: 10 }.into()]);
+//! ```
+//!
+//! Every scenario also checks determinism, the runtime backing of the rules the
+//! macros cannot see (a clock read or a global counter hidden in a helper
+//! function): the command is handled twice with the same context and must decide
+//! the same, and all events are replayed onto a fresh state twice and must give
+//! equal states after every event. So the test kit needs `PartialEq` on the state.
+
+use std::fmt::Debug;
+
+use uuid::Uuid;
+
+use crate::entity::{Context, Entity};
+use crate::time::Timestamp;
+
+/// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
+/// 2026-01-01T00:00:00Z.
+pub const DEFAULT_NOW: Timestamp = Timestamp::from_secs(1_767_225_600);
+
+/// The command id (and so the random seed) a scenario uses unless
+/// [`Scenario::command_id`] says otherwise.
+pub const DEFAULT_COMMAND_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
+
+/// An entity with a history, about to receive a command.
+#[must_use = "a scenario does nothing until `.when(..)` and `.then(..)`"]
+pub struct Scenario<E: Entity> {
+    history: Vec<E::Event>,
+    now: Timestamp,
+    command_id: Uuid,
+    entity_id: String,
+}
+
+/// Starts a scenario: an entity that has already applied `events`.
+pub fn given<E: Entity>(events: impl IntoIterator<Item = E::Event>) -> Scenario<E> {
+    Scenario {
+        history: events.into_iter().collect(),
+        now: DEFAULT_NOW,
+        command_id: DEFAULT_COMMAND_ID,
+        entity_id: "test-entity".to_owned(),
+    }
+}
+
+/// Starts a scenario with an entity that has no history.
+pub fn given_nothing<E: Entity>() -> Scenario<E> {
+    given(std::iter::empty())
+}
+
+impl<E: Entity + PartialEq> Scenario<E> {
+    /// Adds one more event to the history.
+    pub fn and(mut self, event: impl Into<E::Event>) -> Self {
+        self.history.push(event.into());
+        self
+    }
+
+    /// The time the command sees as `ctx.now()`.
+    pub fn at(mut self, now: Timestamp) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// The command id, which also seeds `ctx.random_u64()` and `ctx.uuid()`.
+    pub fn command_id(mut self, id: Uuid) -> Self {
+        self.command_id = id;
+        self
+    }
+
+    /// The entity id the command sees as `ctx.entity_id()`.
+    pub fn entity_id(mut self, id: impl Into<String>) -> Self {
+        self.entity_id = id.into();
+        self
+    }
+
+    /// Handles `command` against the state the history folds to.
+    #[must_use = "assert on the outcome with `.then(..)`, `.then_rejected(..)` or `.then_nothing()`"]
+    pub fn when(self, command: impl Into<E::Command>) -> Outcome<E> {
+        let command = command.into();
+        let state = replay_checked::<E>(&self.history, "the given events");
+        let ctx = || {
+            Context::new(
+                self.command_id,
+                self.now,
+                self.entity_id.as_str(),
+                self.history.len() as u64,
+            )
+        };
+        let result = state.handle(command.clone(), &ctx());
+        let again = state.handle(command.clone(), &ctx());
+        let same = match (&result, &again) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => format!("{a:?}") == format!("{b:?}"),
+            _ => false,
+        };
+        if !same {
+            panic!(
+                "factum testkit: the handler is not deterministic: handling {command:?} twice with the same \
+                 state and context decided differently.\n  first:  {result:?}\n  second: {again:?}\n\
+                 A handler must depend only on the state, the command and `ctx` (a clock, random \
+                 number or global read in a helper function is invisible to the compile-time check)."
+            );
+        }
+        if let Ok(events) = &result {
+            let all: Vec<E::Event> = self.history.iter().chain(events).cloned().collect();
+            replay_checked::<E>(&all, "the given and the new events");
+        }
+        Outcome {
+            history: self.history,
+            command: format!("{command:?}"),
+            state,
+            result,
+        }
+    }
+}
+
+/// What a command decided in a scenario, to assert on.
+pub struct Outcome<E: Entity> {
+    history: Vec<E::Event>,
+    command: String,
+    state: E,
+    result: Result<Vec<E::Event>, E::Error>,
+}
+
+impl<E: Entity + PartialEq> Outcome<E> {
+    /// Asserts the command produced exactly `expected`, in order.
+    #[track_caller]
+    pub fn then(self, expected: impl IntoIterator<Item = E::Event>) -> Self {
+        let expected: Vec<E::Event> = expected.into_iter().collect();
+        match &self.result {
+            Ok(actual) if *actual == expected => {}
+            Ok(actual) => self.fail(
+                "other events than expected",
+                &expected,
+                &format!("{}", list(actual)),
+            ),
+            Err(error) => self.fail(
+                "a rejection instead of events",
+                &expected,
+                &format!("rejected: {error:?}"),
+            ),
+        }
+        self
+    }
+
+    /// Asserts the command produced no event and was not rejected.
+    #[track_caller]
+    pub fn then_nothing(self) -> Self {
+        self.then(std::iter::empty())
+    }
+
+    /// Asserts the command was rejected with `expected`.
+    #[track_caller]
+    pub fn then_rejected(self, expected: E::Error) -> Self
+    where
+        E::Error: PartialEq,
+    {
+        match &self.result {
+            Err(actual) if *actual == expected => {}
+            Err(actual) => panic!(
+                "factum testkit: the command was rejected, but not as expected\n{}  expected rejection: {expected:?}\n  actual rejection:   {actual:?}",
+                self.header()
+            ),
+            Ok(events) => panic!(
+                "factum testkit: the command was accepted, but a rejection was expected\n{}  expected rejection: {expected:?}\n  actual events:\n{}",
+                self.header(),
+                list(events)
+            ),
+        }
+        self
+    }
+
+    /// Asserts the command was rejected, and lets `check` look at the rejection.
+    #[track_caller]
+    pub fn then_rejected_with(self, check: impl FnOnce(&E::Error)) -> Self {
+        match &self.result {
+            Err(actual) => check(actual),
+            Ok(events) => panic!(
+                "factum testkit: the command was accepted, but a rejection was expected\n{}  actual events:\n{}",
+                self.header(),
+                list(events)
+            ),
+        }
+        self
+    }
+
+    /// Lets `check` look at the state after the new events were applied.
+    #[track_caller]
+    pub fn then_state(self, check: impl FnOnce(&E)) -> Self {
+        check(&self.state_after());
+        self
+    }
+
+    /// The events the command produced (empty when rejected).
+    pub fn events(&self) -> Vec<E::Event> {
+        self.result.as_ref().map(Clone::clone).unwrap_or_default()
+    }
+
+    /// The state after the command's events were applied (unchanged when rejected).
+    pub fn state_after(&self) -> E {
+        let mut state = self.state.clone();
+        if let Ok(events) = &self.result {
+            for event in events {
+                state.apply(event);
+            }
+        }
+        state
+    }
+
+    fn header(&self) -> String {
+        format!(
+            "  given: {} event(s){}\n  when:  {}\n",
+            self.history.len(),
+            if self.history.is_empty() {
+                String::new()
+            } else {
+                format!("\n{}", list(&self.history))
+            },
+            self.command
+        )
+    }
+
+    #[track_caller]
+    fn fail(&self, what: &str, expected: &[E::Event], actual: &str) -> ! {
+        panic!(
+            "factum testkit: the command produced {what}\n{}  expected events:\n{}  actual:\n{actual}",
+            self.header(),
+            list(expected)
+        )
+    }
+}
+
+fn list<T: Debug>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "    (none)\n".to_owned();
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("    {}. {e:?}\n", i + 1))
+        .collect()
+}
+
+/// Replays `events` onto a fresh state twice and panics, naming the first event
+/// after which the two states differ, if `apply` is not a pure function of the
+/// state and the event. For users' own property tests.
+#[track_caller]
+pub fn assert_deterministic<E: Entity + PartialEq>(events: &[E::Event]) -> E {
+    replay_checked::<E>(events, "the events")
+}
+
+#[track_caller]
+fn replay_checked<E: Entity + PartialEq>(events: &[E::Event], what: &str) -> E {
+    let (mut first, mut second) = (E::default(), E::default());
+    for (i, event) in events.iter().enumerate() {
+        first.apply(event);
+        second.apply(event);
+        if first != second {
+            panic!(
+                "factum testkit: replaying {what} twice gave different states after event {} of {}: {event:?}\n  \
+                 first replay:  {first:?}\n  second replay: {second:?}\n\
+                 An #[apply] method must depend only on the state and the event; this one reads something \
+                 else (a global, a clock or a random number, perhaps through a helper function the \
+                 compile-time check cannot see).",
+                i + 1,
+                events.len()
+            );
+        }
+    }
+    first
+}

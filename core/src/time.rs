@@ -168,6 +168,56 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Where the runtime reads the time of a command, once, before its handler runs.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::wall_clock()
+    }
+}
+
+/// A clock that moves only when told to: for tests and simulations.
+/// Clones share the same time.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock {
+    micros: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn new(at: Timestamp) -> Self {
+        ManualClock {
+            micros: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(at.as_micros())),
+        }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, at: Timestamp) {
+        self.micros
+            .store(at.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        self.micros.fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 // Howard Hinnant's civil calendar algorithms (proleptic Gregorian, public domain).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -1,1 +1,4 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: a hand-written entity (no macros),
+//! which is also the baseline the generated dispatch is measured against.
+
+pub mod handwritten;

@@ -1,0 +1,126 @@
+//! The runtime over a hand-written entity: commands, rejections, concurrency,
+//! conflicts between two apps on one store.
+
+use factum::testkit::given;
+use factum::{App, CommandError, MemoryStore};
+use factum_tests::handwritten::{Add, Added, Counter, CounterError, CounterEvent};
+
+#[tokio::test]
+async fn a_command_commits_its_events_and_the_state_follows() {
+    let app = App::in_memory();
+    let counter = app.entity::<Counter>("c-1");
+    let committed = counter.send(Add { amount: 5 }).await.unwrap();
+    assert_eq!(committed.events, vec![CounterEvent::Added(Added { amount: 5 })]);
+    assert_eq!((committed.version, committed.position), (1, 1));
+    counter.send(Add { amount: 7 }).await.unwrap();
+    assert_eq!(
+        counter.state().await.unwrap(),
+        Counter {
+            total: 12,
+            additions: 2
+        }
+    );
+    let history = counter.history().await.unwrap();
+    assert_eq!(history.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1, 2]);
+}
+
+#[tokio::test]
+async fn a_rejected_command_stores_nothing() {
+    let app = App::in_memory();
+    let counter = app.entity::<Counter>("c-1");
+    let err = counter.send(Add { amount: 0 }).await.unwrap_err();
+    assert!(
+        matches!(err, CommandError::Rejected(CounterError::Zero)),
+        "{err:?}"
+    );
+    assert_eq!(app.store().head().await.unwrap(), 0);
+    assert_eq!(counter.version().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_tasks_sending_to_one_entity_lose_no_update() {
+    let app = App::in_memory();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..1000 {
+                app.entity::<Counter>("hot")
+                    .send(Add { amount: 1 })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counter = app.entity::<Counter>("hot");
+    assert_eq!(counter.state().await.unwrap().total, 8000);
+    let versions: Vec<u64> = counter
+        .history()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, (1..=8000).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_apps_on_one_store_resolve_conflicts_by_rerunning_the_command() {
+    let store = MemoryStore::new();
+    let (a, b) = (App::new(store.clone()), App::new(store.clone()));
+    // Both load the entity at version 0, then write alternately: each write by one
+    // makes the other's cache stale, so every command after the first conflicts once.
+    a.entity::<Counter>("shared").version().await.unwrap();
+    b.entity::<Counter>("shared").version().await.unwrap();
+    for i in 0..50 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        app.entity::<Counter>("shared")
+            .send(Add { amount: 2 })
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for app in [a.clone(), b.clone()] {
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..200 {
+                app.entity::<Counter>("shared")
+                    .send(Add { amount: 1 })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let state = App::new(store).entity::<Counter>("shared").state().await.unwrap();
+    assert_eq!(
+        state,
+        Counter {
+            total: 100 + 400,
+            additions: 450
+        }
+    );
+}
+
+#[test]
+fn testkit_given_when_then_reads_as_the_domain() {
+    given::<Counter>([Added { amount: 3 }.into()])
+        .when(Add { amount: 4 })
+        .then([CounterEvent::Added(Added { amount: 4 })])
+        .then_state(|s| assert_eq!(s.total, 7));
+    given::<Counter>([])
+        .when(Add { amount: 0 })
+        .then_rejected(CounterError::Zero);
+}
+
+#[test]
+#[should_panic(expected = "expected events:\n    1. Added(Added { amount: 5 })")]
+fn testkit_shows_expected_and_actual_events_when_they_differ() {
+    given::<Counter>([])
+        .when(Add { amount: 4 })
+        .then([CounterEvent::Added(Added { amount: 5 })]);
+}
