@@ -1,1 +1,5 @@
-//! Runnable factum domains.
+//! Runnable factum domains: the talk's bank account and shopping cart.
+#![forbid(unsafe_code)]
+
+pub mod bank;
+pub mod cart;

@@ -1,0 +1,255 @@
+//! The talk's bank account: open, deposit, withdraw, transfer in and out, close.
+//!
+//! Rejections (overdraft, closed account, zero amounts) are `Err`s returned to
+//! the caller and never stored: "failed to withdraw" is not a fact.
+
+use factum::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Open an account for an owner.
+#[derive(Clone, Debug)]
+pub struct Open {
+    /// Who owns the account.
+    pub owner: String,
+}
+
+/// Put money in.
+#[derive(Clone, Debug)]
+pub struct Deposit {
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Take money out.
+#[derive(Clone, Debug)]
+pub struct Withdraw {
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Send money to another account (the debit side of a transfer).
+#[derive(Clone, Debug)]
+pub struct TransferOut {
+    /// The receiving account.
+    pub to: String,
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Receive money from another account (the credit side of a transfer).
+#[derive(Clone, Debug)]
+pub struct TransferIn {
+    /// The sending account.
+    pub from: String,
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Close the account; only an empty account can be closed.
+#[derive(Clone, Debug)]
+pub struct Close;
+
+/// The account was opened.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.opened")]
+pub struct Opened {
+    /// Who owns it.
+    pub owner: String,
+    /// The account number, drawn from the command's deterministic generator.
+    pub number: u32,
+}
+
+/// Money was deposited.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.deposited")]
+pub struct Deposited {
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Money was withdrawn.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.withdrawn")]
+pub struct Withdrawn {
+    /// Cents.
+    pub amount: u64,
+    /// When, as the command saw it.
+    pub at: Timestamp,
+}
+
+/// Money left for another account.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transferred_out")]
+pub struct TransferredOut {
+    /// The receiving account.
+    pub to: String,
+    /// Cents.
+    pub amount: u64,
+}
+
+/// Money arrived from another account.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.transferred_in")]
+pub struct TransferredIn {
+    /// The sending account.
+    pub from: String,
+    /// Cents.
+    pub amount: u64,
+}
+
+/// The account was closed.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.closed")]
+pub struct Closed {}
+
+/// Why the bank refuses a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Open on an account that exists.
+    #[error("the account is already open")]
+    AlreadyOpen,
+    /// Anything but Open on an account that was never opened.
+    #[error("the account is not open")]
+    NotOpen,
+    /// Anything on a closed account.
+    #[error("the account is closed")]
+    Closed,
+    /// A zero amount.
+    #[error("the amount must be above zero")]
+    ZeroAmount,
+    /// More than the balance.
+    #[error("insufficient funds: the balance is {balance}, {requested} was requested")]
+    Insufficient {
+        /// What there is.
+        balance: u64,
+        /// What was asked for.
+        requested: u64,
+    },
+    /// Close with money left.
+    #[error("the balance is {0}; empty the account before closing it")]
+    NotEmpty(u64),
+}
+
+/// A bank account.
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    /// Who owns it (empty until opened).
+    pub owner: String,
+    /// Its number.
+    pub number: u32,
+    /// Cents.
+    pub balance: u64,
+    /// Opened and not closed.
+    pub open: bool,
+    /// Closed for good.
+    pub closed: bool,
+}
+
+#[entity(name = "account", snapshot_every = 100)]
+impl Account {
+    #[handle]
+    fn open(&self, cmd: Open, ctx: &Context) -> Result<Opened, AccountError> {
+        if self.open || self.closed {
+            return Err(AccountError::AlreadyOpen);
+        }
+        let number = 10_000_000 + (ctx.random_below(90_000_000) as u32);
+        Ok(Opened { owner: cmd.owner, number })
+    }
+
+    #[handle]
+    fn deposit(&self, cmd: Deposit) -> Result<Deposited, AccountError> {
+        self.usable()?;
+        nonzero(cmd.amount)?;
+        Ok(Deposited { amount: cmd.amount })
+    }
+
+    #[handle]
+    fn withdraw(&self, cmd: Withdraw, ctx: &Context) -> Result<Withdrawn, AccountError> {
+        self.usable()?;
+        self.covers(cmd.amount)?;
+        Ok(Withdrawn { amount: cmd.amount, at: ctx.now() })
+    }
+
+    #[handle]
+    fn transfer_out(&self, cmd: TransferOut) -> Result<TransferredOut, AccountError> {
+        self.usable()?;
+        self.covers(cmd.amount)?;
+        Ok(TransferredOut { to: cmd.to, amount: cmd.amount })
+    }
+
+    #[handle]
+    fn transfer_in(&self, cmd: TransferIn) -> Result<TransferredIn, AccountError> {
+        self.usable()?;
+        nonzero(cmd.amount)?;
+        Ok(TransferredIn { from: cmd.from, amount: cmd.amount })
+    }
+
+    #[handle]
+    fn close(&self, _cmd: Close) -> Result<Closed, AccountError> {
+        self.usable()?;
+        if self.balance > 0 {
+            return Err(AccountError::NotEmpty(self.balance));
+        }
+        Ok(Closed {})
+    }
+
+    #[apply]
+    fn opened(&mut self, e: &Opened) {
+        self.owner = e.owner.clone();
+        self.number = e.number;
+        self.open = true;
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+
+    #[apply]
+    fn withdrawn(&mut self, e: &Withdrawn) {
+        self.balance -= e.amount;
+    }
+
+    #[apply]
+    fn transferred_out(&mut self, e: &TransferredOut) {
+        self.balance -= e.amount;
+    }
+
+    #[apply]
+    fn transferred_in(&mut self, e: &TransferredIn) {
+        self.balance += e.amount;
+    }
+
+    #[apply]
+    fn closed(&mut self, _e: &Closed) {
+        self.open = false;
+        self.closed = true;
+    }
+}
+
+impl Account {
+    fn usable(&self) -> Result<(), AccountError> {
+        match (self.open, self.closed) {
+            (_, true) => Err(AccountError::Closed),
+            (false, _) => Err(AccountError::NotOpen),
+            _ => Ok(()),
+        }
+    }
+
+    fn covers(&self, amount: u64) -> Result<(), AccountError> {
+        nonzero(amount)?;
+        if amount > self.balance {
+            return Err(AccountError::Insufficient { balance: self.balance, requested: amount });
+        }
+        Ok(())
+    }
+}
+
+fn nonzero(amount: u64) -> Result<(), AccountError> {
+    if amount == 0 { Err(AccountError::ZeroAmount) } else { Ok(()) }
+}
+
+/// Formats cents as `12.34`.
+pub fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}

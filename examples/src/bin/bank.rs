@@ -1,0 +1,77 @@
+//! The bank, scripted: open accounts, move money, get refused, and print each
+//! account's audit trail. Runs on a SQLite file (the embedded default), so a
+//! second run continues where the first left off.
+//!
+//! `cargo run -p factum-examples --bin bank [-- path/to/bank.db]`
+
+use factum::prelude::*;
+use factum::{EntityRef, EventSet};
+use factum_examples::bank::{
+    Account, AccountError, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, money,
+};
+
+type Step = Result<factum::Committed<Account>, CommandError<AccountError>>;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "bank.db".to_owned());
+    let app = App::open(&path).await?;
+    let head = app.store().head().await?;
+    println!("factum bank on {path} ({} events already in the log)\n", head);
+
+    let ada = app.entity::<Account>("acc-ada");
+    let grace = app.entity::<Account>("acc-grace");
+
+    report("open Ada's account", &ada, ada.send(Open { owner: "Ada".into() }).await);
+    report("open Grace's account", &grace, grace.send(Open { owner: "Grace".into() }).await);
+    report("deposit 100.00 to Ada", &ada, ada.send(Deposit { amount: 100_00 }).await);
+    report("deposit 50.00 to Grace", &grace, grace.send(Deposit { amount: 50_00 }).await);
+    report("withdraw 30.00 from Ada", &ada, ada.send(Withdraw { amount: 30_00 }).await);
+    report("withdraw 1000.00 from Grace", &grace, grace.send(Withdraw { amount: 1000_00 }).await);
+    report("deposit 0.00 to Ada", &ada, ada.send(Deposit { amount: 0 }).await);
+    // A transfer is two commands on two entities; the transfer workflow makes it durable.
+    let out = ada.send(TransferOut { to: grace.id().into(), amount: 25_00 }).await;
+    let debited = out.is_ok();
+    report("transfer 25.00 from Ada (debit)", &ada, out);
+    if debited {
+        let credit = grace.send(TransferIn { from: ada.id().into(), amount: 25_00 }).await;
+        report("transfer 25.00 to Grace (credit)", &grace, credit);
+    }
+    report("close Grace's account", &grace, grace.send(Close).await);
+
+    for account in [&ada, &grace] {
+        print_audit_trail(account).await?;
+    }
+    Ok(())
+}
+
+fn report(what: &str, account: &EntityRef<Account>, step: Step) {
+    match step {
+        Ok(done) => println!("{what:<34} ok       {} now at version {}", account.id(), done.version),
+        Err(CommandError::Rejected(why)) => println!("{what:<34} refused  {why}"),
+        Err(other) => println!("{what:<34} FAILED   {other}"),
+    }
+}
+
+async fn print_audit_trail(account: &EntityRef<Account>) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\naudit trail of {}:", account.id());
+    println!("  {:>7}  {:<27}  {:<24}  data", "version", "recorded at", "event");
+    for record in account.history().await? {
+        let data = String::from_utf8(record.event.encode(Codec::Json)?)?;
+        println!(
+            "  {:>7}  {:<27}  {:<24}  {data}",
+            record.version,
+            record.metadata.recorded_at.to_string(),
+            record.event.name()
+        );
+    }
+    let state = account.state().await?;
+    println!(
+        "  state: owner {}, number {}, balance {}, {}",
+        state.owner,
+        state.number,
+        money(state.balance),
+        if state.closed { "closed" } else if state.open { "open" } else { "never opened" }
+    );
+    Ok(())
+}
