@@ -1,0 +1,2 @@
+//! Placeholder until `#[entity]` lands.
+fn main() {}
