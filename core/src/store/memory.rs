@@ -28,9 +28,42 @@ struct Shared {
 #[derive(Default)]
 struct State {
     log: Vec<Stored>,
-    /// stream type → stream id → indexes into `log`, in version order.
-    streams: HashMap<Arc<str>, HashMap<Arc<str>, Vec<usize>>>,
+    /// stream type → stream id → index into `streams`. Two hashes find a
+    /// stream; the append then works on `streams[i]` without hashing again.
+    index: HashMap<Arc<str>, HashMap<Arc<str>, usize>>,
+    streams: Vec<Stream>,
     snapshots: HashMap<(String, String), Snapshot>,
+}
+
+struct Stream {
+    /// Shared by every record of the stream, so they hold one allocation of the names.
+    stream_type: Arc<str>,
+    stream_id: Arc<str>,
+    /// Indexes into `log`, in version order.
+    events: Vec<usize>,
+}
+
+impl State {
+    fn stream(&self, stream_type: &str, stream_id: &str) -> Option<usize> {
+        self.index.get(stream_type)?.get(stream_id).copied()
+    }
+
+    /// Registers an empty stream; the caller checked that it does not exist.
+    fn create_stream(&mut self, stream_type: &str, stream_id: &str) -> usize {
+        let type_key = match self.index.get_key_value(stream_type) {
+            Some((k, _)) => k.clone(),
+            None => Arc::from(stream_type),
+        };
+        let id_key: Arc<str> = Arc::from(stream_id);
+        let i = self.streams.len();
+        self.streams.push(Stream {
+            stream_type: type_key.clone(),
+            stream_id: id_key.clone(),
+            events: Vec::new(),
+        });
+        self.index.entry(type_key).or_default().insert(id_key, i);
+        i
+    }
 }
 
 struct Stored {
@@ -58,17 +91,6 @@ impl Stored {
             metadata: self.metadata.clone(),
         }
     }
-}
-
-/// The map's own key for `key`, inserting an empty entry when it is new, so
-/// every record of a stream shares one allocation of its name.
-fn intern<V: Default>(map: &mut HashMap<Arc<str>, V>, key: &str) -> Arc<str> {
-    if let Some((k, _)) = map.get_key_value(key) {
-        return k.clone();
-    }
-    let k: Arc<str> = Arc::from(key);
-    map.insert(k.clone(), V::default());
-    k
 }
 
 impl Default for MemoryStore {
@@ -101,11 +123,8 @@ impl EventStore for MemoryStore {
         validate_append(&request)?;
         let mut guard = self.lock();
         let state = &mut *guard;
-        let current = state
-            .streams
-            .get(request.stream_type.as_str())
-            .and_then(|s| s.get(request.stream_id.as_str()))
-            .map_or(0, |v| v.len() as u64);
+        let existing = state.stream(&request.stream_type, &request.stream_id);
+        let current = existing.map_or(0, |i| state.streams[i].events.len() as u64);
         if current != request.expected_version {
             return Err(StoreError::Conflict {
                 stream_type: request.stream_type,
@@ -121,18 +140,19 @@ impl EventStore for MemoryStore {
                 last_position: 0,
             });
         }
-        let stream_type = intern(&mut state.streams, &request.stream_type);
-        let by_type = state.streams.get_mut(&stream_type).expect("interned above");
-        let stream_id = intern(by_type, &request.stream_id);
-        let indexes = by_type.get_mut(&stream_id).expect("interned above");
+        let i = match existing {
+            Some(i) => i,
+            None => state.create_stream(&request.stream_type, &request.stream_id),
+        };
+        let stream = &mut state.streams[i];
         let first_position = state.log.len() as u64 + 1;
         let mut version = current;
         for event in request.events {
             version += 1;
-            indexes.push(state.log.len());
+            stream.events.push(state.log.len());
             state.log.push(Stored {
-                stream_type: stream_type.clone(),
-                stream_id: stream_id.clone(),
+                stream_type: stream.stream_type.clone(),
+                stream_id: stream.stream_id.clone(),
                 version,
                 event_type: event.event_type,
                 schema_version: event.schema_version,
@@ -143,7 +163,15 @@ impl EventStore for MemoryStore {
         }
         let last_position = state.log.len() as u64;
         drop(guard);
-        self.inner.head.send_replace(last_position);
+        // Waking the watchers costs a lock per waker slot even when nobody
+        // watches, so notify only when a receiver exists. The count is read
+        // under the watch's write lock: a receiver that borrowed the old value
+        // before this write is already counted, and one that borrows after it
+        // sees the new value.
+        self.inner.head.send_if_modified(|head| {
+            *head = last_position;
+            self.inner.head.receiver_count() > 0
+        });
         Ok(Appended {
             version,
             first_position,
@@ -159,9 +187,10 @@ impl EventStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let state = self.lock();
-        let Some(indexes) = state.streams.get(stream_type).and_then(|s| s.get(stream_id)) else {
+        let Some(i) = state.stream(stream_type, stream_id) else {
             return Ok(Vec::new());
         };
+        let indexes = &state.streams[i].events;
         let skip = from_version.saturating_sub(1) as usize;
         Ok(indexes
             .iter()
@@ -187,10 +216,8 @@ impl EventStore for MemoryStore {
     async fn stream_version(&self, stream_type: &str, stream_id: &str) -> Result<u64, StoreError> {
         let state = self.lock();
         Ok(state
-            .streams
-            .get(stream_type)
-            .and_then(|s| s.get(stream_id))
-            .map_or(0, |v| v.len() as u64))
+            .stream(stream_type, stream_id)
+            .map_or(0, |i| state.streams[i].events.len() as u64))
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
