@@ -392,7 +392,7 @@ impl<E: Entity> EntityRef<E> {
             }
             let request = AppendRequest {
                 stream_type: E::NAME.to_owned(),
-                stream_id: self.id.to_string(),
+                stream_id: String::from(&*self.id),
                 expected_version: slot.version,
                 events: self.encode(&events, command_id, now, options.causation_id, correlation_id)?,
             };
@@ -430,7 +430,7 @@ impl<E: Entity> EntityRef<E> {
         }
         Err(CommandError::Contention {
             stream_type: E::NAME,
-            stream_id: self.id.to_string(),
+            stream_id: String::from(&*self.id),
             attempts: inner.max_attempts,
         })
     }
@@ -450,7 +450,7 @@ impl<E: Entity> EntityRef<E> {
             .map(|(index, event)| {
                 let payload = event.encode(codec).map_err(|source| CommandError::Encode {
                     stream_type: E::NAME,
-                    stream_id: self.id.to_string(),
+                    stream_id: String::from(&*self.id),
                     event_type: event.name(),
                     source,
                 })?;
@@ -525,7 +525,7 @@ impl<E: Entity> EntityRef<E> {
         if record.version != expected {
             return Err(LoadError::Gap {
                 stream_type: E::NAME,
-                stream_id: self.id.to_string(),
+                stream_id: String::from(&*self.id),
                 expected,
                 found: record.version,
             });
@@ -538,7 +538,7 @@ impl<E: Entity> EntityRef<E> {
         )
         .map_err(|source| LoadError::Decode {
             stream_type: E::NAME,
-            stream_id: self.id.to_string(),
+            stream_id: String::from(&*self.id),
             version: record.version,
             source,
         })
@@ -562,7 +562,7 @@ impl<E: Entity> EntityRef<E> {
         };
         let snapshot = Snapshot {
             stream_type: E::NAME.to_owned(),
-            stream_id: self.id.to_string(),
+            stream_id: String::from(&*self.id),
             version: slot.version,
             codec,
             payload,
