@@ -55,7 +55,19 @@ impl Codec {
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
         let res = match self {
             Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
-            Codec::Postcard => postcard::to_stdvec(value).map_err(|e| e.to_string()),
+            Codec::Postcard => {
+                // `to_stdvec` grows a Vec from empty a byte at a time (two
+                // reallocations for a 10-byte event). Most events fit in a
+                // stack buffer, copied once into a Vec of the exact size.
+                let mut buf = [0u8; 256];
+                match postcard::to_slice(value, &mut buf) {
+                    Ok(bytes) => Ok(bytes.to_vec()),
+                    Err(postcard::Error::SerializeBufferFull) => {
+                        postcard::to_stdvec(value).map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
         };
         res.map_err(|message| CodecError { codec: self, message })
     }
@@ -67,5 +79,21 @@ impl Codec {
             Codec::Postcard => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
         };
         res.map_err(|message| CodecError { codec: self, message })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postcard_round_trips_values_larger_than_its_stack_buffer() {
+        let small = vec![7u8; 10];
+        let large = vec![7u8; 10_000];
+        for value in [small, large] {
+            let bytes = Codec::Postcard.encode(&value).unwrap();
+            assert_eq!(bytes, postcard::to_stdvec(&value).unwrap());
+            assert_eq!(Codec::Postcard.decode::<Vec<u8>>(&bytes).unwrap(), value);
+        }
     }
 }
