@@ -66,10 +66,12 @@ impl Walker<'_> {
                         self.judge(&Seen::Macro(&names), &bang);
                     } else {
                         self.judge(&Seen::Path(&names), &span);
-                        if let (Some(dot), Some(TokenTree::Ident(method))) =
-                            (trees.get(end), trees.get(end + 1))
-                            && is_punct(dot, '.')
-                        {
+                        // Written without let-chains: the workspace's rust-version is 1.85.
+                        let method = match (trees.get(end), trees.get(end + 1)) {
+                            (Some(dot), Some(TokenTree::Ident(method))) if is_punct(dot, '.') => Some(method),
+                            _ => None,
+                        };
+                        if let Some(method) = method {
                             let call: TokenStream = trees[i..end + 2].iter().cloned().collect();
                             let method = method.to_string();
                             self.judge(
@@ -142,13 +144,13 @@ fn path_names(path: &syn::Path) -> Vec<String> {
 
 /// The names of an expression path; `<SystemTime>::now` reads as `SystemTime::now`.
 fn expr_path_names(expr: &ExprPath) -> Vec<String> {
-    let mut names = Vec::new();
-    if let Some(qself) = &expr.qself
-        && qself.position == 0
-        && let syn::Type::Path(ty) = &*qself.ty
-    {
-        names = path_names(&ty.path);
-    }
+    let mut names = match &expr.qself {
+        Some(qself) if qself.position == 0 => match &*qself.ty {
+            syn::Type::Path(ty) => path_names(&ty.path),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
     names.extend(path_names(&expr.path));
     names
 }
