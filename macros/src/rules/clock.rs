@@ -7,10 +7,13 @@ use super::Pattern::{self, Tail};
 use super::{Seen, Site};
 
 /// Clock reads, by the segments a path ends with. `Instant::now` also covers
-/// `tokio::time::Instant::now`.
+/// `tokio::time::Instant::now`; `SystemTime::elapsed` is the clock read
+/// `UNIX_EPOCH.elapsed()` makes, written as a path.
 const READS: &[Pattern] = &[
     Tail(&["SystemTime", "now"]),
     Tail(&["Instant", "now"]),
+    Tail(&["SystemTime", "elapsed"]),
+    Tail(&["Instant", "elapsed"]),
     Tail(&["Utc", "now"]),
     Tail(&["Local", "now"]),
     Tail(&["OffsetDateTime", "now_utc"]),

@@ -65,6 +65,8 @@ const CLOCK_READS: &[(&str, &str)] = &[
     ("Instant::now", "Instant::now"),
     ("std::time::Instant::now", "std::time::Instant::now"),
     ("tokio::time::Instant::now", "tokio::time::Instant::now"),
+    ("std::time::SystemTime::elapsed", "std::time::SystemTime::elapsed"),
+    ("Instant::elapsed", "Instant::elapsed"),
     ("Utc::now", "Utc::now"),
     ("chrono::Utc::now", "chrono::Utc::now"),
     ("Local::now", "Local::now"),
