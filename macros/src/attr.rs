@@ -224,10 +224,7 @@ pub(crate) fn method_role(attrs: &[Attribute], cx: &Ctxt) -> Option<Role> {
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             cx.error_spanned_by(
                 attr,
-                format!(
-                    "`#[{0}]` takes no arguments: write `#[{0}]`",
-                    this.attr_name()
-                ),
+                format!("`#[{0}]` takes no arguments: write `#[{0}]`", this.attr_name()),
             );
         }
         match role {

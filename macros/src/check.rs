@@ -30,13 +30,23 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
     entity_leaves_handle_free(en, cx);
     for h in &en.handlers {
         handle_takes_ref_self(h, cx);
-        not_async(h.method, "handle", "a handler decides from the state it is given: make it a plain `fn`; do async work in a workflow step or a consumer", cx);
+        not_async(
+            h.method,
+            "handle",
+            "a handler decides from the state it is given: make it a plain `fn`; do async work in a workflow step or a consumer",
+            cx,
+        );
         not_generic(h.method, "handle", cx);
         handle_params(h, cx);
     }
     for a in &en.appliers {
         apply_takes_mut_self(a, cx);
-        not_async(a.method, "apply", "applying an event is a pure fold of the state: make it a plain `fn`", cx);
+        not_async(
+            a.method,
+            "apply",
+            "applying an event is a pure fold of the state: make it a plain `fn`",
+            cx,
+        );
         not_generic(a.method, "apply", cx);
         apply_params(a, cx);
         apply_returns_unit(a, cx);
@@ -165,7 +175,8 @@ fn entity_leaves_handle_free(en: &Entity, cx: &Ctxt) {
 fn handle_takes_ref_self(h: &Handler, cx: &Ctxt) {
     const FIX: &str = "state changes only through events: take `&self` and return events, e.g. `fn deposit(&self, cmd: Deposit) -> Deposited`";
     match h.method.sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
         Some(FnArg::Receiver(r)) => {
             let what = if r.mutability.is_some() && r.reference.is_some() {
                 "`#[handle]` takes `&mut self`"
@@ -226,7 +237,8 @@ fn handle_params(h: &Handler, cx: &Ctxt) {
 fn apply_takes_mut_self(a: &Applier, cx: &Ctxt) {
     const FIX: &str = "write `fn deposited(&mut self, e: &Deposited)`";
     match a.method.sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none() => {}
         Some(FnArg::Receiver(r)) => cx.error_spanned_by(
             r,
             format!("`#[apply]` changes the state, so it takes `&mut self`: {FIX}"),

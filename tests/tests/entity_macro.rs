@@ -122,7 +122,10 @@ impl Account {
     /// A `Vec` of the event enum.
     #[handle]
     fn deposit_many(&self, cmd: DepositMany) -> Vec<AccountEvent> {
-        cmd.amounts.into_iter().map(|amount| Deposited { amount }.into()).collect()
+        cmd.amounts
+            .into_iter()
+            .map(|amount| Deposited { amount }.into())
+            .collect()
     }
 
     /// `Option`, with a rejection of another type converted by `From`.
@@ -266,7 +269,10 @@ fn a_rejection_is_returned_as_the_entity_error() {
     let account = given(&[]);
     assert_eq!(when(&account, Deposit { amount: 1 }), Err(AccountError::NotOpen));
     let poor = given(&[opened()]);
-    assert_eq!(when(&poor, Withdraw { amount: 1 }), Err(AccountError::Insufficient));
+    assert_eq!(
+        when(&poor, Withdraw { amount: 1 }),
+        Err(AccountError::Insufficient)
+    );
 }
 
 #[test]
@@ -393,8 +399,13 @@ fn decoding_an_unknown_type_name_is_an_unknown_type_error() {
 #[test]
 fn an_entity_with_snapshot_every_encodes_and_decodes_its_state() {
     let account = given(&[opened(), Deposited { amount: 10 }.into()]);
-    let bytes = account.encode_snapshot(Codec::Json).expect("snapshots enabled").unwrap();
-    let back = Account::decode_snapshot(Codec::Json, &bytes).expect("snapshots enabled").unwrap();
+    let bytes = account
+        .encode_snapshot(Codec::Json)
+        .expect("snapshots enabled")
+        .unwrap();
+    let back = Account::decode_snapshot(Codec::Json, &bytes)
+        .expect("snapshots enabled")
+        .unwrap();
     assert_eq!(back, account);
 }
 
@@ -518,7 +529,9 @@ mod upcast {
     fn a_version_newer_than_the_code_or_older_than_the_chain_is_unknown() {
         for version in [0, 4] {
             match ItemAdded::decode_stored(version, Codec::Json, b"{}") {
-                Err(DecodeError::UnknownVersion { event_type, found, .. }) => {
+                Err(DecodeError::UnknownVersion {
+                    event_type, found, ..
+                }) => {
                     assert_eq!(event_type, "item.added");
                     assert_eq!(found, version);
                 }
@@ -530,7 +543,10 @@ mod upcast {
     #[test]
     fn all_versions_share_the_name_and_carry_their_own_version() {
         assert_eq!(ItemAddedV1::NAME, ItemAdded::NAME);
-        assert_eq!((ItemAddedV1::VERSION, ItemAddedV2::VERSION, ItemAdded::VERSION), (1, 2, 3));
+        assert_eq!(
+            (ItemAddedV1::VERSION, ItemAddedV2::VERSION, ItemAdded::VERSION),
+            (1, 2, 3)
+        );
     }
 }
 
@@ -543,7 +559,11 @@ fn derived_events_are_in_the_catalogue() {
         .expect("account.deposited registered");
     assert_eq!(deposited.version, 1);
     assert_eq!(deposited.rust_type, "Deposited");
-    assert!(deposited.module_path.ends_with("entity_macro"), "{}", deposited.module_path);
+    assert!(
+        deposited.module_path.ends_with("entity_macro"),
+        "{}",
+        deposited.module_path
+    );
     let versions: Vec<u32> = factum::event::catalogue()
         .filter(|r| r.name == "item.added")
         .map(|r| r.version)

@@ -27,13 +27,27 @@ mod shadowed {
     pub mod serde {}
     pub mod factum {}
 
-    #[derive(Event, ::serde::Serialize, ::serde::Deserialize, ::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
     #[event(name = "counter.added")]
     pub struct Added {
         pub by: u32,
     }
 
-    #[derive(Event, ::serde::Serialize, ::serde::Deserialize, ::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
     #[event(name = "counter.added", version = 2, upcast_from = Added)]
     pub struct AddedV2 {
         pub by: u64,
@@ -45,7 +59,14 @@ mod shadowed {
         }
     }
 
-    #[derive(Event, ::serde::Serialize, ::serde::Deserialize, ::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
     pub struct Reset;
 
     #[derive(::core::clone::Clone, ::core::fmt::Debug)]
@@ -65,7 +86,13 @@ mod shadowed {
 
     impl ::std::error::Error for TooBig {}
 
-    #[derive(::core::default::Default, ::core::clone::Clone, ::core::fmt::Debug, ::serde::Serialize, ::serde::Deserialize)]
+    #[derive(
+        ::core::default::Default,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+    )]
     pub struct Counter {
         pub total: u64,
     }
@@ -122,5 +149,8 @@ fn an_entity_in_a_module_that_shadows_the_prelude_compiles_and_works() {
 
     let v1 = Codec::Json.encode(&shadowed::Added { by: 3 }).unwrap();
     let loaded = shadowed::CounterEvent::decode("counter.added", 1, Codec::Json, &v1).unwrap();
-    assert_eq!(loaded, shadowed::CounterEvent::AddedV2(shadowed::AddedV2 { by: 3 }));
+    assert_eq!(
+        loaded,
+        shadowed::CounterEvent::AddedV2(shadowed::AddedV2 { by: 3 })
+    );
 }

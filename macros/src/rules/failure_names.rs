@@ -35,7 +35,7 @@ fn judge(name: &str) -> Option<String> {
 pub(super) fn check(ident: &syn::Ident, fact: Option<&syn::LitStr>, cx: &Ctxt) {
     if let Some(fact) = fact {
         if fact.value().trim().is_empty() {
-            cx.error_spanned_by(fact, "`fact` must say what real fact this event records");
+            cx.error_spanned_by(fact, "`fact` must say what real fact this event records (rule: do not model failed-to-create as events)");
         }
         return;
     }

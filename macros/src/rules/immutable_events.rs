@@ -57,7 +57,7 @@ pub(super) fn check(data: &syn::Data, cx: &Ctxt) {
             cx.error_spanned_by(
                 &segment.ident,
                 format!(
-                    "{name} holds a `{}`, which can change after the event is recorded; events are \
+                    "{name} holds `{}`, which can change after the event is recorded; events are \
                      immutable facts (rule: never modify an event). Store the plain value instead.",
                     segment.ident
                 ),

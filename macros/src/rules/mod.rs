@@ -173,14 +173,12 @@ impl Pattern {
 }
 
 /// Reports every rule violation in `body` to `cx`, spanned on the offending tokens.
-#[allow(dead_code)] // called by the entity, view and workflow macros
 pub(crate) fn check_body(body: &syn::Block, site: Site, cx: &Ctxt) {
     walk::walk_block(body, site, cx);
 }
 
 /// Reports rule violations in an event type's declaration: a failure name
 /// (unless `fact` states why the name records a real fact) and interior mutability.
-#[allow(dead_code)] // called by `#[derive(Event)]`
 pub(crate) fn check_event(input: &syn::DeriveInput, fact: Option<&syn::LitStr>, cx: &Ctxt) {
     failure_names::check(&input.ident, fact, cx);
     immutable_events::check(&input.data, cx);

@@ -47,7 +47,7 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
         Seen::Macro(path) if folding && path.last().is_some_and(|m| PRINT_MACROS.contains(&m.as_str())) => {
             "prints"
         }
-        Seen::Unsafe if folding => "opens an unsafe block (the way to a `static mut`)",
+        Seen::Unsafe if folding => "block (which can reach `static mut` state, FFI and raw memory)",
         _ => return None,
     };
     let why = match site {

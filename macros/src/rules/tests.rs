@@ -331,7 +331,7 @@ fn unsafe_blocks_are_flagged_where_events_are_folded_only() {
         let found = errors_in(body, Site::ViewOn);
         assert_eq!(found.len(), 1, "{body}: {found:?}");
         assert!(
-            found[0].starts_with("`unsafe` opens an unsafe block"),
+            found[0].starts_with("`unsafe` block (which can reach `static mut` state, FFI and raw memory) in a view's #[on] body;"),
             "{}",
             found[0]
         );
@@ -510,7 +510,7 @@ fn an_empty_fact_is_not_a_reason() {
     );
     assert_eq!(
         event_errors(input, Some(" ")),
-        ["`fact` must say what real fact this event records"]
+        ["`fact` must say what real fact this event records (rule: do not model failed-to-create as events)"]
     );
 }
 
@@ -537,14 +537,14 @@ fn interior_mutability_is_flagged_per_field_and_nested() {
     assert_eq!(
         heads,
         [
-            "field `hits` holds a `Cell`",
-            "field `log` holds a `RefCell`",
-            "field `shared` holds a `Mutex`",
-            "field `table` holds a `RwLock`",
-            "field `once` holds a `OnceCell`",
-            "field `count` holds a `AtomicU64`",
-            "field `flag` holds a `AtomicBool`",
-            "field `pair` holds a `Cell`",
+            "field `hits` holds `Cell`",
+            "field `log` holds `RefCell`",
+            "field `shared` holds `Mutex`",
+            "field `table` holds `RwLock`",
+            "field `once` holds `OnceCell`",
+            "field `count` holds `AtomicU64`",
+            "field `flag` holds `AtomicBool`",
+            "field `pair` holds `Cell`",
         ]
     );
     assert!(found[0].ends_with(
@@ -558,13 +558,13 @@ fn interior_mutability_in_tuple_structs_and_enum_variants_names_the_field() {
     let tuple: syn::DeriveInput = syn::parse_quote!(
         struct Counted(u8, Cell<u8>);
     );
-    assert!(event_errors(tuple, None)[0].starts_with("field `1` holds a `Cell`"));
+    assert!(event_errors(tuple, None)[0].starts_with("field `1` holds `Cell`"));
     let variants: syn::DeriveInput = syn::parse_quote!(
         enum Changed {
             Name { to: Mutex<String> },
         }
     );
-    assert!(event_errors(variants, None)[0].starts_with("field `to` of variant `Name` holds a `Mutex`"));
+    assert!(event_errors(variants, None)[0].starts_with("field `to` of variant `Name` holds `Mutex`"));
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! An event with a `Mutex` field could change after it is recorded.
+//! The type derives what its fields allow; the errors after the first are the
+//! supertraits of `Event` that a type with this field cannot meet.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 
-#[derive(factum::Event)]
+#[derive(factum::Event, Serialize, Deserialize, Debug)]
 pub struct Deposited {
     pub amount: Mutex<u64>,
 }

@@ -29,7 +29,7 @@ impl Account {
         let _full = ::tokio::fs::File::open("f");
         let _in_closure = (0..1).map(|_| tokio::fs::read("f")).count();
         let _in_macro = vec![tokio::fs::read("f")];
-        let _as_value = tokio::fs::read::<&str>;
+        let _as_value = ["f"].map(tokio::fs::read);
         self.n = e.n;
     }
 }
