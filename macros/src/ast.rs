@@ -236,3 +236,17 @@ pub(crate) fn snake_case(ident: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::snake_case;
+
+    #[test]
+    fn entity_names_default_to_snake_case_of_the_type() {
+        assert_eq!(snake_case("Account"), "account");
+        assert_eq!(snake_case("BankAccount"), "bank_account");
+        assert_eq!(snake_case("HTTPServer"), "http_server");
+        assert_eq!(snake_case("Cart2Go"), "cart2_go");
+        assert_eq!(snake_case("r#Loan"), "loan");
+    }
+}

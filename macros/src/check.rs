@@ -23,7 +23,11 @@ pub(crate) fn event(ev: &Event, cx: &Ctxt) {
 
 /// Runs every structural check on an entity impl block.
 pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
-    entity_impl_is_inherent(en, cx);
+    // On a trait impl the methods belong to the trait, so checking them as
+    // handlers would only add noise to the one real mistake.
+    if !entity_impl_is_inherent(en, cx) {
+        return;
+    }
     entity_type_is_named(en, cx);
     entity_not_generic(en, cx);
     entity_has_handler_and_applier(en, cx);
@@ -96,15 +100,17 @@ fn upcast_has_version(ev: &Event, cx: &Ctxt) {
 
 /// `#[entity]` defines an entity from its own methods; a trait impl belongs to
 /// the trait.
-fn entity_impl_is_inherent(en: &Entity, cx: &Ctxt) {
-    if let Some((_, path, for_token)) = &en.item.trait_ {
-        let mut tokens = path.to_token_stream();
-        for_token.to_tokens(&mut tokens);
-        cx.error_spanned_by(
-            tokens,
-            "`#[entity]` goes on an inherent impl block, not a trait impl: write `#[entity] impl Account { … }` without `Trait for`",
-        );
-    }
+fn entity_impl_is_inherent(en: &Entity, cx: &Ctxt) -> bool {
+    let Some((_, path, for_token)) = &en.item.trait_ else {
+        return true;
+    };
+    let mut tokens = path.to_token_stream();
+    for_token.to_tokens(&mut tokens);
+    cx.error_spanned_by(
+        tokens,
+        "`#[entity]` goes on an inherent impl block, not a trait impl: write `#[entity] impl Account { … }` without `Trait for`",
+    );
+    false
 }
 
 /// The type's own name names the generated enums and the stream.
@@ -292,7 +298,7 @@ fn apply_returns_unit(a: &Applier, cx: &Ctxt) {
         if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
             cx.error_spanned_by(
                 ty,
-                "`#[apply]` returns nothing: an event already happened, so applying it cannot fail or answer. Change `self` and remove the return type",
+                "`#[apply]` returns nothing: an event already happened, so applying it cannot fail or answer. Update `self` instead, and remove the return type",
             );
         }
     }

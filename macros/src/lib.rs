@@ -50,7 +50,8 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 /// `events = Name` and `commands = Name` (the generated enums; default
 /// `<Type>Event`, `<Type>Command`), `error = Type` (default: the error of the
 /// first handler returning `Result`, else `Infallible`), `vis = "pub(crate)"`
-/// (of the generated enums and `handle`; default `pub`).
+/// (of the generated enums and `handle`; default `pub`; no less than the
+/// type's own, since `impl Entity` names the enums).
 ///
 /// In the block, `#[handle] fn f(&self, cmd: C) -> R` or
 /// `fn f(&self, cmd: C, ctx: &Context) -> R` decides events, where `R` is
