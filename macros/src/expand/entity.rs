@@ -241,7 +241,14 @@ fn event_set(en: &Entity, events: &Ident) -> TokenStream {
             #[automatically_derived]
             impl ::factum::IntoEvents<#events> for #types {
                 fn into_events(self, __out: &mut ::std::vec::Vec<#events>) {
-                    ::std::vec::Vec::push(__out, #events::#idents(self));
+                    // A handler's only event lands in an exact one-element
+                    // allocation, as `vec![event]` would: `push` on the empty
+                    // Vec goes through the grow path (~20% of dispatch time).
+                    if ::std::vec::Vec::capacity(__out) == 0 {
+                        *__out = ::std::vec![#events::#idents(self)];
+                    } else {
+                        ::std::vec::Vec::push(__out, #events::#idents(self));
+                    }
                 }
             }
         )*
