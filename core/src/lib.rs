@@ -15,9 +15,9 @@ pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
-pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
+pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 pub use time::Timestamp;
 
 /// Derives [`Event`] for a struct: `#[event(name = "…", version = N, upcast_from = Type)]`.

@@ -174,11 +174,17 @@ fn request(stream_id: &str, expected: u64, events: Vec<NewEvent>) -> AppendReque
 }
 
 fn deposits(codec: Codec, account: &str, amounts: impl IntoIterator<Item = u64>) -> Vec<NewEvent> {
-    amounts.into_iter().map(|a| new_event(codec, account, a)).collect()
+    amounts
+        .into_iter()
+        .map(|a| new_event(codec, account, a))
+        .collect()
 }
 
 fn decode(event: &factum::RecordedEvent) -> Deposited {
-    event.codec.decode(&event.payload).expect("decode a stored payload")
+    event
+        .codec
+        .decode(&event.payload)
+        .expect("decode a stored payload")
 }
 
 // ---------------------------------------------------------------- the cases
@@ -188,9 +194,18 @@ async fn append_then_read_back(b: &Backend) {
     let codec = store.codec();
     let written = deposits(codec, "alice", [10, 20, 30]);
     let appended = store.append(request("alice", 0, written.clone())).await.unwrap();
-    assert_eq!((appended.version, appended.first_position, appended.last_position), (3, 1, 3));
-    let appended = store.append(request("bob", 0, deposits(codec, "bob", [5, 6]))).await.unwrap();
-    assert_eq!((appended.version, appended.first_position, appended.last_position), (2, 4, 5));
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (3, 1, 3)
+    );
+    let appended = store
+        .append(request("bob", 0, deposits(codec, "bob", [5, 6])))
+        .await
+        .unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (2, 4, 5)
+    );
 
     let read = store.read_stream("account", "alice", 1, 100).await.unwrap();
     assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
@@ -202,25 +217,51 @@ async fn append_then_read_back(b: &Backend) {
         assert_eq!(stored.schema_version, 1);
         assert_eq!(stored.codec, codec);
         assert_eq!(stored.metadata, sent.metadata);
-        assert_eq!(decode(stored), sent.codec.decode::<Deposited>(&sent.payload).unwrap());
+        assert_eq!(
+            decode(stored),
+            sent.codec.decode::<Deposited>(&sent.payload).unwrap()
+        );
     }
     let middle = store.read_stream("account", "alice", 2, 1).await.unwrap();
     assert_eq!(middle.iter().map(|e| e.version).collect::<Vec<_>>(), [2]);
-    assert!(store.read_stream("account", "alice", 4, 10).await.unwrap().is_empty());
-    assert!(store.read_stream("account", "nobody", 1, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_stream("account", "alice", 4, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream("account", "nobody", 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.stream_version("account", "alice").await.unwrap(), 3);
     assert_eq!(store.stream_version("account", "nobody").await.unwrap(), 0);
     assert_eq!(store.head().await.unwrap(), 5);
     let all = store.read_all(1, 100).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     let tail = store.read_all(4, 1).await.unwrap();
-    assert_eq!(tail.iter().map(|e| (e.stream_id.as_str(), e.version)).collect::<Vec<_>>(), [("bob", 1)]);
+    assert_eq!(
+        tail.iter()
+            .map(|e| (e.stream_id.as_str(), e.version))
+            .collect::<Vec<_>>(),
+        [("bob", 1)]
+    );
 }
 
 async fn a_stale_expected_version_conflicts_and_writes_nothing(b: &Backend) {
     let store = &b.store;
     let codec = store.codec();
-    store.append(request("carol", 0, deposits(codec, "carol", [1, 2]))).await.unwrap();
+    store
+        .append(request("carol", 0, deposits(codec, "carol", [1, 2])))
+        .await
+        .unwrap();
     for expected in [0, 1, 5] {
         let err = store
             .append(request("carol", expected, deposits(codec, "carol", [99])))
@@ -271,14 +312,24 @@ async fn concurrent_writers_on_one_stream_lose_and_duplicate_nothing(b: &Backend
     for task in tasks {
         task.await.unwrap();
     }
-    let events = b.store.read_stream("account", "hot", 1, usize::MAX).await.unwrap();
+    let events = b
+        .store
+        .read_stream("account", "hot", 1, usize::MAX)
+        .await
+        .unwrap();
     let n = WRITERS * APPENDS;
-    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
     let amounts: BTreeSet<u64> = events.iter().map(|e| decode(e).amount).collect();
     assert_eq!(amounts.len() as u64, n, "an event was duplicated");
     for writer in 0..WRITERS {
         for seq in 0..APPENDS {
-            assert!(amounts.contains(&(writer * 1_000_000 + seq)), "lost {writer}/{seq}");
+            assert!(
+                amounts.contains(&(writer * 1_000_000 + seq)),
+                "lost {writer}/{seq}"
+            );
         }
     }
 }
@@ -305,14 +356,21 @@ async fn concurrent_writers_on_many_streams_keep_positions_gap_free(b: &Backend)
         total += task.await.unwrap();
     }
     let all = b.store.read_all(1, usize::MAX).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
     let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
     for e in &all {
         versions.entry(e.stream_id.clone()).or_default().push(e.version);
     }
     assert_eq!(versions.len(), WRITERS);
     for (stream, v) in versions {
-        assert_eq!(v, (1..=v.len() as u64).collect::<Vec<_>>(), "stream {stream} is not contiguous");
+        assert_eq!(
+            v,
+            (1..=v.len() as u64).collect::<Vec<_>>(),
+            "stream {stream} is not contiguous"
+        );
     }
     assert_eq!(b.store.head().await.unwrap(), total);
 }
@@ -320,8 +378,14 @@ async fn concurrent_writers_on_many_streams_keep_positions_gap_free(b: &Backend)
 async fn read_all_is_ordered_and_a_subscription_sees_later_appends(b: &Backend) {
     let store = b.store.clone();
     let codec = store.codec();
-    store.append(request("dave", 0, deposits(codec, "dave", [1, 2]))).await.unwrap();
-    store.append(request("erin", 0, deposits(codec, "erin", [3]))).await.unwrap();
+    store
+        .append(request("dave", 0, deposits(codec, "dave", [1, 2])))
+        .await
+        .unwrap();
+    store
+        .append(request("erin", 0, deposits(codec, "erin", [3])))
+        .await
+        .unwrap();
 
     let mut sub = Subscription::new(store.clone(), 1);
     let mut seen = Vec::new();
@@ -367,7 +431,10 @@ async fn the_newest_snapshot_wins(b: &Backend) {
         payload: codec.encode(&(version * 100)).unwrap(),
     };
     store.save_snapshot(snapshot(5)).await.unwrap();
-    assert_eq!(store.load_snapshot("account", "gina").await.unwrap(), Some(snapshot(5)));
+    assert_eq!(
+        store.load_snapshot("account", "gina").await.unwrap(),
+        Some(snapshot(5))
+    );
     store.save_snapshot(snapshot(10)).await.unwrap();
     store.save_snapshot(snapshot(7)).await.unwrap();
     let loaded = store.load_snapshot("account", "gina").await.unwrap().unwrap();
@@ -380,10 +447,19 @@ async fn an_empty_append_checks_the_version_and_writes_nothing(b: &Backend) {
     let store = &b.store;
     let codec = store.codec();
     let appended = store.append(request("hank", 0, vec![])).await.unwrap();
-    assert_eq!((appended.version, appended.first_position, appended.last_position), (0, 0, 0));
-    store.append(request("hank", 0, deposits(codec, "hank", [1, 2]))).await.unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (0, 0, 0)
+    );
+    store
+        .append(request("hank", 0, deposits(codec, "hank", [1, 2])))
+        .await
+        .unwrap();
     let appended = store.append(request("hank", 2, vec![])).await.unwrap();
-    assert_eq!((appended.version, appended.first_position, appended.last_position), (2, 0, 0));
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (2, 0, 0)
+    );
     assert!(matches!(
         store.append(request("hank", 1, vec![])).await,
         Err(StoreError::Conflict {
@@ -398,12 +474,18 @@ async fn an_empty_append_checks_the_version_and_writes_nothing(b: &Backend) {
 async fn an_invalid_append_is_refused(b: &Backend) {
     let store = &b.store;
     let codec = store.codec();
-    let err = store.append(request("", 0, deposits(codec, "x", [1]))).await.unwrap_err();
+    let err = store
+        .append(request("", 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     let mut nameless = deposits(codec, "x", [1]);
     nameless[0].event_type.clear();
     let err = store.append(request("ivan", 0, nameless)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid { ref stream_id, .. } if stream_id == "ivan"), "{err}");
+    assert!(
+        matches!(err, StoreError::Invalid { ref stream_id, .. } if stream_id == "ivan"),
+        "{err}"
+    );
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
@@ -414,9 +496,18 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     }
     let store = &b.store;
     let codec = store.codec();
-    store.append(request("good", 0, deposits(codec, "good", [1, 2]))).await.unwrap();
-    store.append(request("bad", 0, deposits(codec, "bad", [1, 2, 3]))).await.unwrap();
-    store.append(request("odd", 0, deposits(codec, "odd", [1]))).await.unwrap();
+    store
+        .append(request("good", 0, deposits(codec, "good", [1, 2])))
+        .await
+        .unwrap();
+    store
+        .append(request("bad", 0, deposits(codec, "bad", [1, 2, 3])))
+        .await
+        .unwrap();
+    store
+        .append(request("odd", 0, deposits(codec, "odd", [1])))
+        .await
+        .unwrap();
 
     // Payload bytes edited: the store hands them back, decoding refuses them.
     b.tamper(
@@ -444,14 +535,23 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
             version,
             reason,
         } => {
-            assert_eq!((stream_type.as_str(), stream_id.as_str(), *version), ("account", "bad", 3));
+            assert_eq!(
+                (stream_type.as_str(), stream_id.as_str(), *version),
+                ("account", "bad", 3)
+            );
             assert!(reason.contains("codec"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other}"),
     }
     let message = err.to_string();
-    assert!(message.contains("account/bad") && message.contains("version 3"), "{message}");
-    assert!(store.read_all(1, 100).await.is_err(), "the global feed reports the damage too");
+    assert!(
+        message.contains("account/bad") && message.contains("version 3"),
+        "{message}"
+    );
+    assert!(
+        store.read_all(1, 100).await.is_err(),
+        "the global feed reports the damage too"
+    );
 
     // A column the schema requires, made unreadable.
     b.tamper(
@@ -467,7 +567,10 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
 
     // Other streams still read.
     let good = store.read_stream("account", "good", 1, 10).await.unwrap();
-    assert_eq!(good.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        good.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(),
+        [1, 2]
+    );
     // So does the undamaged start of the damaged stream.
     assert_eq!(store.read_stream("account", "bad", 1, 1).await.unwrap().len(), 1);
 }
@@ -519,8 +622,14 @@ async fn sqlite_reopened_keeps_everything() {
     let path = dir.path().join("events.db");
     {
         let store = SqliteStore::open(&path).unwrap();
-        store.append(request("jane", 0, deposits(Codec::Json, "jane", [1, 2]))).await.unwrap();
-        store.append(request("kim", 0, deposits(Codec::Postcard, "kim", [3]))).await.unwrap();
+        store
+            .append(request("jane", 0, deposits(Codec::Json, "jane", [1, 2])))
+            .await
+            .unwrap();
+        store
+            .append(request("kim", 0, deposits(Codec::Postcard, "kim", [3])))
+            .await
+            .unwrap();
         store
             .save_snapshot(Snapshot {
                 stream_type: "account".into(),
@@ -536,11 +645,25 @@ async fn sqlite_reopened_keeps_everything() {
     assert_eq!(store.head().await.unwrap(), 3);
     assert_eq!(*store.watch_head().borrow(), 3);
     let all = store.read_all(1, 10).await.unwrap();
-    assert_eq!(all.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        all.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     assert_eq!(all[2].codec, Codec::Postcard);
-    assert_eq!(store.load_snapshot("account", "jane").await.unwrap().unwrap().payload, b"42");
+    assert_eq!(
+        store
+            .load_snapshot("account", "jane")
+            .await
+            .unwrap()
+            .unwrap()
+            .payload,
+        b"42"
+    );
     // The writer picks up where the file ends.
-    let appended = store.append(request("jane", 2, deposits(Codec::Json, "jane", [4]))).await.unwrap();
+    let appended = store
+        .append(request("jane", 2, deposits(Codec::Json, "jane", [4])))
+        .await
+        .unwrap();
     assert_eq!((appended.version, appended.first_position), (3, 4));
 }
 
@@ -550,11 +673,15 @@ async fn sqlite_refuses_a_file_from_a_newer_schema() {
     let path = dir.path().join("events.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("INSERT INTO schema_version (version) VALUES (99)", []).unwrap();
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+        .unwrap();
     drop(conn);
     let err = SqliteStore::open(&path).err().expect("a newer schema is refused");
     let message = format!("{err}");
-    assert!(message.contains("schema version 99") && message.contains("newer"), "{message}");
+    assert!(
+        message.contains("schema version 99") && message.contains("newer"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -562,10 +689,20 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     let Some(url) = pg_url() else { return };
     let schema = format!("t_{}", Uuid::new_v4().simple());
     // Two stores = two nodes: their batches race each other in the database.
-    let node_a: Arc<dyn EventStore> =
-        Arc::new(PostgresStore::connect(url.clone()).schema(schema.clone()).pool_size(4).await.unwrap());
-    let node_b: Arc<dyn EventStore> =
-        Arc::new(PostgresStore::connect(url.clone()).schema(schema.clone()).pool_size(4).await.unwrap());
+    let node_a: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .pool_size(4)
+            .await
+            .unwrap(),
+    );
+    let node_b: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .pool_size(4)
+            .await
+            .unwrap(),
+    );
 
     // A third party holds a slow transaction open on the counter row now and
     // then, the way a slow append would, while the nodes keep appending.
@@ -590,7 +727,11 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     const APPENDS: u64 = 60;
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let store = if w % 2 == 0 { node_a.clone() } else { node_b.clone() };
+        let store = if w % 2 == 0 {
+            node_a.clone()
+        } else {
+            node_b.clone()
+        };
         writers.push(tokio::spawn(async move {
             let id = format!("g{w}");
             for v in 0..APPENDS {
@@ -624,7 +765,10 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
         w.await.unwrap();
     }
     slow.await.unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(60), reader).await.unwrap().unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen, (1..=total).collect::<Vec<_>>());
     let all = node_b.read_all(1, usize::MAX).await.unwrap();
     assert_eq!(all.len() as u64, total);

@@ -39,21 +39,30 @@ async fn every_acknowledged_append_survives_sigkill() {
         tokio::time::sleep(random_millis(300..900)).await;
         child.kill().expect("SIGKILL the writer"); // SIGKILL on Unix
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: the writer stopped on its own: {status}");
+        assert!(
+            !status.success(),
+            "round {round}: the writer stopped on its own: {status}"
+        );
         let lines = reader.join().unwrap();
         let mut round_acks = 0;
         for line in lines {
             // A line cut by the kill is not an acknowledgement.
             let mut parts = line.split(' ');
-            if let (Some("ack"), Some(stream), Some(Ok(version)), None) =
-                (parts.next(), parts.next(), parts.next().map(str::parse::<u64>), parts.next())
-            {
+            if let (Some("ack"), Some(stream), Some(Ok(version)), None) = (
+                parts.next(),
+                parts.next(),
+                parts.next().map(str::parse::<u64>),
+                parts.next(),
+            ) {
                 let v = acked.entry(stream.to_owned()).or_default();
                 *v = (*v).max(version);
                 round_acks += 1;
             }
         }
-        assert!(round_acks > 0, "round {round}: the writer acknowledged nothing before it was killed");
+        assert!(
+            round_acks > 0,
+            "round {round}: the writer acknowledged nothing before it was killed"
+        );
         total_acks += round_acks;
     }
     println!("{total_acks} acknowledged appends over 5 kills");
@@ -68,12 +77,21 @@ async fn every_acknowledged_append_survives_sigkill() {
         );
         for (i, e) in events.iter().enumerate() {
             assert_eq!(e.version, i as u64 + 1, "stream {stream} is not contiguous");
-            let (s, v, _pad): (String, u64, String) =
-                e.codec.decode(&e.payload).unwrap_or_else(|err| panic!("{stream} v{}: {err}", e.version));
-            assert_eq!((s.as_str(), v), (stream.as_str(), e.version), "a record is torn or misplaced");
+            let (s, v, _pad): (String, u64, String) = e
+                .codec
+                .decode(&e.payload)
+                .unwrap_or_else(|err| panic!("{stream} v{}: {err}", e.version));
+            assert_eq!(
+                (s.as_str(), v),
+                (stream.as_str(), e.version),
+                "a record is torn or misplaced"
+            );
         }
     }
     let head = store.head().await.unwrap();
     let all = store.read_all(1, usize::MAX).await.unwrap();
-    assert_eq!(all.iter().map(|e| e.position).collect::<Vec<_>>(), (1..=head).collect::<Vec<_>>());
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=head).collect::<Vec<_>>()
+    );
 }

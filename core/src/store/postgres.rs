@@ -147,7 +147,10 @@ FROM req ORDER BY req.idx";
 const EVENT_COLUMNS: &str = "position, stream_type, stream_id, version, event_type, schema_version, codec, \
      payload_json::text, payload_bin, event_id, recorded_at, command_id, causation_id, correlation_id";
 
-fn backend_error(context: impl Into<String>, source: impl Into<Box<dyn StdError + Send + Sync>>) -> StoreError {
+fn backend_error(
+    context: impl Into<String>,
+    source: impl Into<Box<dyn StdError + Send + Sync>>,
+) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
         context: context.into(),
@@ -261,7 +264,9 @@ impl Sql {
                 "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_type = $1 AND stream_id = $2 \
                  AND version >= $3 ORDER BY version LIMIT $4"
             ),
-            read_all: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position >= $1 ORDER BY position LIMIT $2"),
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position >= $1 ORDER BY position LIMIT $2"
+            ),
             stream_version: format!(
                 "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_type = $1 AND stream_id = $2"
             ),
@@ -346,8 +351,11 @@ impl PostgresStore {
                 .query_one(&sql.head, &[])
                 .await
                 .map_err(|e| backend_error("reading the head", e))?;
-            u64::try_from(row.try_get::<_, i64>(0).map_err(|e| backend_error("reading the head", e))?)
-                .unwrap_or(0)
+            u64::try_from(
+                row.try_get::<_, i64>(0)
+                    .map_err(|e| backend_error("reading the head", e))?,
+            )
+            .unwrap_or(0)
         };
         let head = Arc::new(watch::channel(head_now).0);
         let (commands, queue) = mpsc::unbounded_channel();
@@ -395,8 +403,14 @@ impl PostgresStore {
         context: impl Fn() -> String,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(sql).await.map_err(|e| backend_error(context(), e))?;
-        let rows = client.query(&stmt, params).await.map_err(|e| backend_error(context(), e))?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| backend_error(context(), e))?;
+        let rows = client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| backend_error(context(), e))?;
         rows.iter().map(event_from_row).collect()
     }
 }
@@ -406,9 +420,12 @@ async fn migrate(pool: &Pool, schema: &str, channel: &str) -> Result<(), StoreEr
     let mut client = pool.get().await.map_err(|e| backend_error("connecting", e))?;
     let tx = client.transaction().await.map_err(fail)?;
     // Serializes nodes that start at the same time on the same schema.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext('factum schema ' || $1))", &[&schema])
-        .await
-        .map_err(fail)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('factum schema ' || $1))",
+        &[&schema],
+    )
+    .await
+    .map_err(fail)?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
          CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer NOT NULL);"
@@ -416,7 +433,10 @@ async fn migrate(pool: &Pool, schema: &str, channel: &str) -> Result<(), StoreEr
     .await
     .map_err(fail)?;
     let current: i32 = tx
-        .query_one(&format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_version"), &[])
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_version"),
+            &[],
+        )
         .await
         .and_then(|r| r.try_get(0))
         .map_err(fail)?;
@@ -595,9 +615,7 @@ impl Writer {
                 let message = e.to_string();
                 requests
                     .iter()
-                    .map(|r| {
-                        backend_error_for(r, message.clone())
-                    })
+                    .map(|r| backend_error_for(r, message.clone()))
                     .map(Err)
                     .collect()
             }
@@ -621,7 +639,10 @@ impl Writer {
                 Err(e) => return Err(backend_error_for(request, e.to_string())),
             }
         }
-        Err(backend_error_for(request, "the append kept colliding with other writers".into()))
+        Err(backend_error_for(
+            request,
+            "the append kept colliding with other writers".into(),
+        ))
     }
 
     async fn current_version(&self, request: &AppendRequest) -> Result<u64, StoreError> {
@@ -634,13 +655,22 @@ impl Writer {
             .query_one(&self.version_sql, &[&request.stream_type, &request.stream_id])
             .await
             .map_err(|e| backend_error_for(request, e.to_string()))?;
-        let v: i64 = row.try_get(0).map_err(|e| backend_error_for(request, e.to_string()))?;
+        let v: i64 = row
+            .try_get(0)
+            .map_err(|e| backend_error_for(request, e.to_string()))?;
         Ok(u64::try_from(v).unwrap_or(0))
     }
 
     async fn execute(&self, requests: &[&AppendRequest]) -> Result<Vec<RequestOutcome>, ExecError> {
-        let client = self.pool.get().await.map_err(|e| ExecError::Other(e.to_string()))?;
-        let stmt = client.prepare_cached(&self.append_sql).await.map_err(ExecError::Pg)?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ExecError::Other(e.to_string()))?;
+        let stmt = client
+            .prepare_cached(&self.append_sql)
+            .await
+            .map_err(ExecError::Pg)?;
         let mut stream_types = Vec::with_capacity(requests.len());
         let mut stream_ids = Vec::with_capacity(requests.len());
         let mut expected = Vec::with_capacity(requests.len());
@@ -783,7 +813,11 @@ fn answer(request: &AppendRequest, outcome: RequestOutcome) -> Result<Appended, 
 /// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order); a column that
 /// is NULL where the schema forbids it, or of the wrong type, is `Corrupt`.
 fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
-    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize, name: &str) -> Result<T, String> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a Row,
+        i: usize,
+        name: &str,
+    ) -> Result<T, String> {
         row.try_get::<_, Option<T>>(i)
             .map_err(|e| format!("column {name}: {e}"))?
             .ok_or_else(|| format!("column {name} is NULL"))
@@ -805,7 +839,8 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
             Codec::Postcard => get::<Vec<u8>>(row, 8, "payload_bin")?,
         };
         Ok(RecordedEvent {
-            position: u64::try_from(position).map_err(|_| format!("column position is negative ({position})"))?,
+            position: u64::try_from(position)
+                .map_err(|_| format!("column position is negative ({position})"))?,
             stream_type: stream_type.clone()?,
             stream_id: stream_id.clone()?,
             version: version.clone()?,
@@ -842,12 +877,21 @@ impl EventStore for PostgresStore {
             stream_id: request.stream_id.clone(),
             reason,
         };
-        if i64::try_from(request.expected_version.saturating_add(request.events.len() as u64)).is_err() {
-            return Err(invalid("the version would exceed the largest PostgreSQL bigint".into()));
+        if i64::try_from(
+            request
+                .expected_version
+                .saturating_add(request.events.len() as u64),
+        )
+        .is_err()
+        {
+            return Err(invalid(
+                "the version would exceed the largest PostgreSQL bigint".into(),
+            ));
         }
         for (i, e) in request.events.iter().enumerate() {
             // jsonb would refuse it anyway, failing the whole batch; refuse only this request.
-            if e.codec == Codec::Json && serde_json::from_slice::<serde::de::IgnoredAny>(&e.payload).is_err() {
+            if e.codec == Codec::Json && serde_json::from_slice::<serde::de::IgnoredAny>(&e.payload).is_err()
+            {
                 return Err(invalid(format!(
                     "event {} ({}) has a JSON codec but its payload is not JSON",
                     i + 1,
@@ -860,7 +904,9 @@ impl EventStore for PostgresStore {
             .commands
             .send(Pending { request, reply })
             .map_err(|_| StoreError::Closed { backend: BACKEND })?;
-        answer.await.map_err(|_| StoreError::Closed { backend: BACKEND })?
+        answer
+            .await
+            .map_err(|_| StoreError::Closed { backend: BACKEND })?
     }
 
     async fn read_stream(
@@ -887,9 +933,11 @@ impl EventStore for PostgresStore {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query_events(&self.inner.sql.read_all, &[&to_i64(from_position), &limit], || {
-            format!("reading the log from position {from_position}")
-        })
+        self.query_events(
+            &self.inner.sql.read_all,
+            &[&to_i64(from_position), &limit],
+            || format!("reading the log from position {from_position}"),
+        )
         .await
     }
 
@@ -963,7 +1011,8 @@ impl EventStore for PostgresStore {
             reason: format!("snapshot: {reason}"),
         };
         let version: i64 = row.try_get(0).map_err(|e| corrupt(0, e.to_string()))?;
-        let version = u64::try_from(version).map_err(|_| corrupt(0, format!("negative version {version}")))?;
+        let version =
+            u64::try_from(version).map_err(|_| corrupt(0, format!("negative version {version}")))?;
         let codec_id: i16 = row.try_get(1).map_err(|e| corrupt(version, e.to_string()))?;
         let codec = u8::try_from(codec_id)
             .ok()

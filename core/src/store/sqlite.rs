@@ -181,7 +181,10 @@ enum Command {
     },
 }
 
-fn backend_error(context: impl Into<String>, source: impl Into<Box<dyn StdError + Send + Sync>>) -> StoreError {
+fn backend_error(
+    context: impl Into<String>,
+    source: impl Into<Box<dyn StdError + Send + Sync>>,
+) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
         context: context.into(),
@@ -213,10 +216,13 @@ impl SqliteStore {
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.display().to_string();
         let mut conn = Connection::open(path).map_err(|e| backend_error(format!("opening {shown}"), e))?;
-        configure_writer(&conn, options.synchronous).map_err(|e| backend_error(format!("configuring {shown}"), e))?;
+        configure_writer(&conn, options.synchronous)
+            .map_err(|e| backend_error(format!("configuring {shown}"), e))?;
         migrate(&mut conn, &shown)?;
         let head: u64 = conn
-            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map_err(|e| backend_error(format!("reading the head of {shown}"), e))?
             .try_into()
             .unwrap_or(0);
@@ -308,7 +314,10 @@ impl Inner {
     }
 }
 
-fn configure_writer(conn: &Connection, synchronous: Synchronous) -> Result<(), Box<dyn StdError + Send + Sync>> {
+fn configure_writer(
+    conn: &Connection,
+    synchronous: Synchronous,
+) -> Result<(), Box<dyn StdError + Send + Sync>> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -328,7 +337,9 @@ fn migrate(conn: &mut Connection, shown: &str) -> Result<(), StoreError> {
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         .map_err(fail)?;
     let current: i64 = tx
-        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| r.get(0))
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| {
+            r.get(0)
+        })
         .map_err(fail)?;
     let latest = MIGRATIONS.len() as i64;
     if current > latest {
@@ -363,7 +374,10 @@ struct Writer {
 
 /// What one request of a batch will answer once the batch commits.
 enum Outcome {
-    Append(oneshot::Sender<Result<Appended, StoreError>>, Result<Appended, StoreError>),
+    Append(
+        oneshot::Sender<Result<Appended, StoreError>>,
+        Result<Appended, StoreError>,
+    ),
     Snapshot(oneshot::Sender<Result<(), StoreError>>, Result<(), StoreError>),
 }
 
@@ -383,10 +397,18 @@ impl Writer {
 
     fn write_batch(&mut self, batch: Vec<Command>) {
         if let Err(e) = self.forget_if_changed() {
-            return fail_all(batch, || backend_error("checking the file for other writers", clone_sqlite(&e)));
+            return fail_all(batch, || {
+                backend_error("checking the file for other writers", clone_sqlite(&e))
+            });
         }
-        if let Err(e) = self.conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
-            return fail_all(batch, || backend_error("starting a transaction", clone_sqlite(&e)));
+        if let Err(e) = self
+            .conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+        {
+            return fail_all(batch, || {
+                backend_error("starting a transaction", clone_sqlite(&e))
+            });
         }
         let mut pending: HashMap<(String, String), u64> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -426,7 +448,10 @@ impl Writer {
             self.versions.clear();
         }
         for ((stream_type, stream_id), version) in pending {
-            self.versions.entry(stream_type).or_default().insert(stream_id, version);
+            self.versions
+                .entry(stream_type)
+                .or_default()
+                .insert(stream_id, version);
         }
         let mut head = None;
         for outcome in outcomes {
@@ -562,7 +587,9 @@ impl Writer {
             }
             Err(e) => {
                 // Whatever this request wrote goes; the batch's other requests stay.
-                let _ = self.conn.execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
                 Err(named("appending", e))
             }
         }
@@ -683,7 +710,9 @@ impl Cols<'_, '_> {
 
     fn uuid(&self, i: usize, name: &str) -> Result<Uuid, String> {
         match self.value(i, name)? {
-            ValueRef::Blob(b) => Uuid::from_slice(b).map_err(|_| format!("column {name} is not a 16-byte id")),
+            ValueRef::Blob(b) => {
+                Uuid::from_slice(b).map_err(|_| format!("column {name} is not a 16-byte id"))
+            }
             _ => Err(format!("column {name} is not a blob")),
         }
     }
@@ -748,7 +777,9 @@ fn query_events(
     limit: usize,
     context: impl Fn() -> String,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(|e| backend_error(context(), e))?;
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(|e| backend_error(context(), e))?;
     let mut rows = stmt.query(params).map_err(|e| backend_error(context(), e))?;
     let mut out = Vec::with_capacity(limit.min(4096));
     while let Some(row) = rows.next().map_err(|e| backend_error(context(), e))? {
@@ -765,7 +796,13 @@ fn to_limit(limit: usize) -> i64 {
 impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_append(&request)?;
-        if i64::try_from(request.expected_version.saturating_add(request.events.len() as u64)).is_err() {
+        if i64::try_from(
+            request
+                .expected_version
+                .saturating_add(request.events.len() as u64),
+        )
+        .is_err()
+        {
             return Err(StoreError::Invalid {
                 stream_type: request.stream_type,
                 stream_id: request.stream_id,
@@ -807,7 +844,8 @@ impl EventStore for SqliteStore {
             return Ok(Vec::new());
         }
         self.read(move |conn| {
-            let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
+            let sql =
+                format!("SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
             query_events(
                 conn,
                 &sql,
@@ -827,7 +865,12 @@ impl EventStore for SqliteStore {
             )
             .and_then(|mut s| s.query_row(params![stream_type, stream_id], |r| r.get::<_, i64>(0)))
             .map(|v| u64::try_from(v).unwrap_or(0))
-            .map_err(|e| backend_error(format!("reading the version of stream {stream_type}/{stream_id}"), e))
+            .map_err(|e| {
+                backend_error(
+                    format!("reading the version of stream {stream_type}/{stream_id}"),
+                    e,
+                )
+            })
         })
         .await
     }
@@ -878,7 +921,10 @@ impl EventStore for SqliteStore {
                 })
                 .optional()
                 .map_err(|e| {
-                    backend_error(format!("reading the snapshot of stream {stream_type}/{stream_id}"), e)
+                    backend_error(
+                        format!("reading the snapshot of stream {stream_type}/{stream_id}"),
+                        e,
+                    )
                 })?;
             let Some((version, rest)) = row else {
                 return Ok(None);

@@ -27,7 +27,10 @@ fn event(stream: &str, version: u64) -> Result<NewEvent, factum::CodecError> {
     })
 }
 
-async fn write_forever(store: SqliteStore, stream: String) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn write_forever(
+    store: SqliteStore,
+    stream: String,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut expected = store.stream_version("crash", &stream).await?;
     loop {
         let count = 1 + expected % 3;
@@ -70,7 +73,11 @@ fn main() -> ExitCode {
         let store = SqliteStore::open(&path)?;
         let mut tasks = Vec::new();
         for t in 0..TASKS {
-            let stream = if t % 4 == 3 { "shared".to_owned() } else { format!("s{t}") };
+            let stream = if t % 4 == 3 {
+                "shared".to_owned()
+            } else {
+                format!("s{t}")
+            };
             tasks.push(tokio::spawn(write_forever(store.clone(), stream)));
         }
         for task in tasks {
