@@ -16,10 +16,12 @@ pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
 pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
-pub use store::{EventStore, MemoryStore, RecordedEvent};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///

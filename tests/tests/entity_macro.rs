@@ -365,7 +365,9 @@ fn deserializing_an_unknown_name_or_two_events_in_one_map_is_a_clear_error() {
     .unwrap_err()
     .to_string();
     assert!(two.contains("one-entry map"), "{two}");
-    let none = serde_json::from_str::<AccountEvent>("{}").unwrap_err().to_string();
+    let none = serde_json::from_str::<AccountEvent>("{}")
+        .unwrap_err()
+        .to_string();
     assert!(none.contains("one-entry map"), "{none}");
 }
 
