@@ -37,8 +37,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     max_attempts: u32,
     cache_capacity: usize,
-    cache: Mutex<HashMap<TypeId, HashMap<Arc<str>, Arc<dyn Any + Send + Sync>>>>,
+    cache: Mutex<HashMap<TypeId, EntityCache>>,
 }
+
+/// One entity type's cached slots by id; each value is an `Arc<Slot<E>>`.
+type EntityCache = HashMap<Arc<str>, Arc<dyn Any + Send + Sync>>;
 
 /// Configures an [`App`]. Start with [`App::builder`].
 pub struct AppBuilder {

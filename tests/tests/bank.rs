@@ -9,7 +9,11 @@ use factum_examples::bank::{
 };
 
 fn opened() -> AccountEvent {
-    Opened { owner: "Ada".into(), number: 12345678 }.into()
+    Opened {
+        owner: "Ada".into(),
+        number: 12345678,
+    }
+    .into()
 }
 
 #[test]
@@ -23,7 +27,10 @@ fn an_open_account_takes_deposits() {
 fn an_overdraft_is_refused_and_nothing_happens() {
     given::<Account>([opened(), Deposited { amount: 100 }.into()])
         .when(Withdraw { amount: 101 })
-        .then_rejected(AccountError::Insufficient { balance: 100, requested: 101 });
+        .then_rejected(AccountError::Insufficient {
+            balance: 100,
+            requested: 101,
+        });
 }
 
 #[test]
@@ -38,17 +45,25 @@ fn a_withdrawal_records_the_commands_time_not_the_wall_clock() {
 
 #[test]
 fn a_closed_account_refuses_everything() {
-    given::<Account>([opened()]).when(Close).then_state(|a| assert!(a.closed));
+    given::<Account>([opened()])
+        .when(Close)
+        .then_state(|a| assert!(a.closed));
     given::<Account>([opened(), factum_examples::bank::Closed {}.into()])
         .when(Deposit { amount: 1 })
         .then_rejected(AccountError::Closed);
-    given_nothing::<Account>().when(Deposit { amount: 1 }).then_rejected(AccountError::NotOpen);
+    given_nothing::<Account>()
+        .when(Deposit { amount: 1 })
+        .then_rejected(AccountError::NotOpen);
 }
 
 #[test]
 fn the_account_number_comes_from_the_commands_seed() {
-    let first = given_nothing::<Account>().when(Open { owner: "Ada".into() }).events();
-    let again = given_nothing::<Account>().when(Open { owner: "Ada".into() }).events();
+    let first = given_nothing::<Account>()
+        .when(Open { owner: "Ada".into() })
+        .events();
+    let again = given_nothing::<Account>()
+        .when(Open { owner: "Ada".into() })
+        .events();
     assert_eq!(first, again, "same command id, same number");
     let other = given_nothing::<Account>()
         .command_id(Uuid::from_u128(7))
@@ -58,13 +73,19 @@ fn the_account_number_comes_from_the_commands_seed() {
 }
 
 async fn eight_tasks_deposit_into_one_account(app: App, per_task: u64) {
-    app.entity::<Account>("acc-1").send(Open { owner: "Ada".into() }).await.unwrap();
+    app.entity::<Account>("acc-1")
+        .send(Open { owner: "Ada".into() })
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let app = app.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_task {
-                app.entity::<Account>("acc-1").send(Deposit { amount: 3 }).await.unwrap();
+                app.entity::<Account>("acc-1")
+                    .send(Deposit { amount: 3 })
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -73,8 +94,18 @@ async fn eight_tasks_deposit_into_one_account(app: App, per_task: u64) {
     }
     let account = app.entity::<Account>("acc-1");
     assert_eq!(account.state().await.unwrap().balance, 8 * per_task * 3);
-    let versions: Vec<u64> = account.history().await.unwrap().iter().map(|r| r.version).collect();
-    assert_eq!(versions, (1..=8 * per_task + 1).collect::<Vec<_>>(), "no gap, no duplicate");
+    let versions: Vec<u64> = account
+        .history()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=8 * per_task + 1).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -105,7 +136,10 @@ async fn a_second_app_on_the_same_file_sees_the_first_apps_accounts() {
     let app = App::open(&path).await.unwrap();
     let acc = app.entity::<Account>("acc-1");
     let refused = acc.send(Open { owner: "Ada".into() }).await.unwrap_err();
-    assert!(matches!(refused, CommandError::Rejected(AccountError::AlreadyOpen)), "{refused:?}");
+    assert!(
+        matches!(refused, CommandError::Rejected(AccountError::AlreadyOpen)),
+        "{refused:?}"
+    );
     assert_eq!(acc.state().await.unwrap().balance, 250);
 }
 
@@ -118,7 +152,11 @@ async fn snapshots_are_written_every_hundred_events_and_loading_starts_from_them
     for _ in 0..249 {
         acc.send(Deposit { amount: 1 }).await.unwrap();
     }
-    let snapshot = store.load_snapshot("account", "acc-1").await.unwrap().expect("a snapshot");
+    let snapshot = store
+        .load_snapshot("account", "acc-1")
+        .await
+        .unwrap()
+        .expect("a snapshot");
     assert_eq!(snapshot.version, 200);
 
     // Prove the load uses the snapshot: store a newer one (version 201, with
@@ -127,10 +165,18 @@ async fn snapshots_are_written_every_hundred_events_and_loading_starts_from_them
     let mut state: Account = Codec::Json.decode(&snapshot.payload).unwrap();
     state.balance += 1 + 1_000_000;
     store
-        .save_snapshot(Snapshot { version: 201, payload: Codec::Json.encode(&state).unwrap(), ..snapshot })
+        .save_snapshot(Snapshot {
+            version: 201,
+            payload: Codec::Json.encode(&state).unwrap(),
+            ..snapshot
+        })
         .await
         .unwrap();
-    let fresh = App::new(store.clone()).entity::<Account>("acc-1").state().await.unwrap();
+    let fresh = App::new(store.clone())
+        .entity::<Account>("acc-1")
+        .state()
+        .await
+        .unwrap();
     assert_eq!(fresh.balance, 1_000_000 + 249);
 }
 
@@ -159,7 +205,10 @@ async fn a_snapshot_that_no_longer_decodes_is_ignored_and_the_state_rebuilt_from
 async fn an_unknown_event_type_in_the_stream_is_an_error_naming_stream_version_and_type() {
     let store = MemoryStore::new();
     let app = App::new(store.clone());
-    app.entity::<Account>("acc-1").send(Open { owner: "Ada".into() }).await.unwrap();
+    app.entity::<Account>("acc-1")
+        .send(Open { owner: "Ada".into() })
+        .await
+        .unwrap();
     let metadata = EventMetadata {
         event_id: Uuid::from_u128(1),
         recorded_at: Timestamp::EPOCH,
@@ -182,7 +231,11 @@ async fn an_unknown_event_type_in_the_stream_is_an_error_naming_stream_version_a
         })
         .await
         .unwrap();
-    let err = App::new(store).entity::<Account>("acc-1").state().await.unwrap_err();
+    let err = App::new(store)
+        .entity::<Account>("acc-1")
+        .state()
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoadError::Decode { version: 2, .. }), "{err:?}");
     let message = err.to_string();
     for part in ["account/acc-1", "version 2", "account.frozen"] {
