@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod entity;
 pub mod event;
+pub mod rules;
 pub mod runtime;
 pub mod store;
 pub mod testkit;
@@ -16,7 +17,9 @@ pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
 pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
-pub use store::{EventStore, MemoryStore, RecordedEvent};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;

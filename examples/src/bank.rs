@@ -118,7 +118,7 @@ pub enum AccountError {
     #[error("the amount must be above zero")]
     ZeroAmount,
     /// More than the balance.
-    #[error("insufficient funds: the balance is {balance}, {requested} was requested")]
+    #[error("insufficient funds: the balance is {}, {} was requested", money(*.balance), money(*.requested))]
     Insufficient {
         /// What there is.
         balance: u64,
@@ -126,7 +126,7 @@ pub enum AccountError {
         requested: u64,
     },
     /// Close with money left.
-    #[error("the balance is {0}; empty the account before closing it")]
+    #[error("the balance is {}; empty the account before closing it", money(*.0))]
     NotEmpty(u64),
 }
 
