@@ -19,6 +19,7 @@
 //! arguments.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use factum::prelude::*;
 use factum::store::EventStore;
-use factum::{EntityRef, EventSet, MemoryStore};
+use factum::store::SqliteStore;
+use factum::{EntityRef, EventSet, MemoryStore, PostgresStore};
 use factum_examples::bank::{Account, AccountError, Deposit, Open, Withdraw};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -139,37 +141,141 @@ fn positive(flag: &str, text: &str) -> Result<usize, String> {
     }
 }
 
-/// The store, and how to open it again for the check.
+/// The store of this run, and how to open it again for the check.
 struct Opened {
     store: Arc<dyn EventStore>,
-    /// Reopens the same data as a separate store (a fresh connection or file handle).
-    reopen: Reopen,
-    /// Removes what the run created (the temporary SQLite file, the PG schema).
-    cleanup: Option<Box<dyn FnOnce() + Send>>,
+    kind: Reopen,
 }
 
 enum Reopen {
     /// A memory store exists only in this process: the check shares it.
-    Same,
+    Memory,
+    /// The check opens the file again (a second store, its own connections).
+    Sqlite {
+        path: PathBuf,
+        /// Created by this run in the temp directory, so removed after it.
+        temporary: bool,
+    },
+    /// The check connects again to the run's own schema, dropped afterwards.
+    Postgres { url: String, schema: String },
 }
 
 async fn open_store(args: &Args) -> Result<Opened, String> {
     match args.store {
         StoreKind::Memory => Ok(Opened {
             store: Arc::new(MemoryStore::new()),
-            reopen: Reopen::Same,
-            cleanup: None,
+            kind: Reopen::Memory,
         }),
-        StoreKind::Sqlite | StoreKind::Postgres => Err(format!(
-            "--store {} is not available in this build yet",
-            args.store.name()
-        )),
+        StoreKind::Sqlite => {
+            let (path, temporary) = match &args.path {
+                Some(path) => (PathBuf::from(path), false),
+                None => (
+                    std::env::temp_dir().join(format!(
+                        "factum-loadgen-{}-{}.db",
+                        std::process::id(),
+                        unique()
+                    )),
+                    true,
+                ),
+            };
+            if path.exists() {
+                return Err(format!(
+                    "--path {}: the file exists; loadgen checks balances from an empty log, so give a new file",
+                    path.display()
+                ));
+            }
+            let store = SqliteStore::options()
+                .codec(args.codec)
+                .open(&path)
+                .map_err(|e| format!("--path {}: {e}", path.display()))?;
+            Ok(Opened {
+                store: Arc::new(store),
+                kind: Reopen::Sqlite { path, temporary },
+            })
+        }
+        StoreKind::Postgres => {
+            // A schema per run: the check reads an empty log plus this run, and
+            // runs never see each other's events.
+            let schema = format!("loadgen_{}_{}", std::process::id(), unique());
+            let store = PostgresStore::connect(args.pg_url.clone())
+                .schema(schema.clone())
+                .codec(args.codec)
+                .await
+                .map_err(|e| format!("--pg-url {}: {e}", args.pg_url))?;
+            Ok(Opened {
+                store: Arc::new(store),
+                kind: Reopen::Postgres {
+                    url: args.pg_url.clone(),
+                    schema,
+                },
+            })
+        }
     }
 }
 
-async fn reopen_store(opened: &Opened) -> Result<Arc<dyn EventStore>, String> {
-    match &opened.reopen {
-        Reopen::Same => Ok(opened.store.clone()),
+/// Distinguishes runs started in the same second by the same pid.
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Opens the run's data again as a separate store, after the run's store is dropped.
+async fn reopen_store(
+    kind: &Reopen,
+    run_store: Arc<dyn EventStore>,
+    args: &Args,
+) -> Result<Arc<dyn EventStore>, String> {
+    match kind {
+        Reopen::Memory => Ok(run_store),
+        Reopen::Sqlite { path, .. } => {
+            drop(run_store);
+            let store = SqliteStore::options()
+                .codec(args.codec)
+                .open(path)
+                .map_err(|e| format!("reopening {}: {e}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Reopen::Postgres { url, schema } => {
+            drop(run_store);
+            let store = PostgresStore::connect(url.clone())
+                .schema(schema.clone())
+                .codec(args.codec)
+                .await
+                .map_err(|e| format!("reconnecting to {url} schema {schema}: {e}"))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Removes what the run created: the temporary SQLite file, the PostgreSQL schema.
+async fn clean_up(kind: &Reopen) {
+    match kind {
+        Reopen::Memory => {}
+        Reopen::Sqlite { path, temporary } => {
+            if *temporary {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        }
+        Reopen::Postgres { url, schema } => {
+            let dropped = async {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                let connection = tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .await?;
+                drop(client);
+                let _ = connection.await;
+                Ok::<_, tokio_postgres::Error>(())
+            };
+            if let Err(e) = dropped.await {
+                eprintln!("loadgen: could not drop schema {schema} (drop it by hand): {e}");
+            }
+        }
     }
 }
 
@@ -412,6 +518,7 @@ async fn run(args: Args) -> Result<(), String> {
         percentile_us(&total.latencies_ns, 99.0),
     );
     if total.failed > 0 {
+        clean_up(&opened.kind).await;
         return Err(format!(
             "{} commands failed for reasons other than a rejection; the first: {}",
             total.failed,
@@ -419,12 +526,14 @@ async fn run(args: Args) -> Result<(), String> {
         ));
     }
 
+    drop(accounts);
     drop(app);
-    let fresh = reopen_store(&opened).await?;
-    let result = check(fresh, &args, &expected, args.entities as u64 + total.events).await;
-    if let Some(cleanup) = opened.cleanup {
-        cleanup();
+    let result = async {
+        let fresh = reopen_store(&opened.kind, opened.store, &args).await?;
+        check(fresh, &args, &expected, args.entities as u64 + total.events).await
     }
+    .await;
+    clean_up(&opened.kind).await;
     result?;
     eprintln!(
         "loadgen: check passed: the stored log folds to the expected balance of all {} accounts",
