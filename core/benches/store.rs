@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p factum --features postgres --bench store`
 //! (PostgreSQL runs only when `FACTUM_PG_URL` is set).
+#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
 
 use std::hint::black_box;
 use std::io::Write;
@@ -45,11 +46,15 @@ fn event(codec: Codec, amount: u64) -> NewEvent {
 }
 
 fn one(stream_id: String, expected: u64, codec: Codec) -> AppendRequest {
+    several(stream_id, expected, 1, codec)
+}
+
+fn several(stream_id: String, expected: u64, count: u64, codec: Codec) -> AppendRequest {
     AppendRequest {
         stream_type: "account".into(),
         stream_id,
         expected_version: expected,
-        events: vec![event(codec, expected)],
+        events: (0..count).map(|i| event(codec, expected + i)).collect(),
     }
 }
 
@@ -114,7 +119,7 @@ fn sqlite_append(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let r = round.fetch_add(1, Ordering::Relaxed);
-                    total += concurrent_appends(Arc::new(store.clone()), WRITERS, PER_WRITER, r).await;
+                    total += concurrent_appends(Arc::new(store.clone()), WRITERS, PER_WRITER, 1, r).await;
                 }
                 total
             })
@@ -123,11 +128,12 @@ fn sqlite_append(c: &mut Criterion) {
     g.finish();
 }
 
-/// `writers` tasks, each appending `per_writer` one-event commits to its own stream.
+/// `writers` tasks, each appending `per_writer` commits of `events` events to its own stream.
 async fn concurrent_appends(
     store: Arc<dyn EventStore>,
     writers: u64,
     per_writer: u64,
+    events: u64,
     round: u64,
 ) -> Duration {
     let start = Instant::now();
@@ -137,7 +143,10 @@ async fn concurrent_appends(
             tokio::spawn(async move {
                 let id = format!("r{round}-w{w}");
                 for v in 0..per_writer {
-                    store.append(one(id.clone(), v, Codec::Json)).await.unwrap();
+                    store
+                        .append(several(id.clone(), v * events, events, Codec::Json))
+                        .await
+                        .unwrap();
                 }
             })
         })
@@ -175,7 +184,21 @@ fn postgres_append(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let r = round.fetch_add(1, Ordering::Relaxed);
-                    total += concurrent_appends(Arc::new(store.clone()), WRITERS, PER_WRITER, r).await;
+                    total += concurrent_appends(Arc::new(store.clone()), WRITERS, PER_WRITER, 1, r).await;
+                }
+                total
+            })
+        })
+    });
+    // The same writers when each command emits ten events.
+    g.throughput(Throughput::Elements(WRITERS * PER_WRITER * 10));
+    g.bench_function("16_writers_10_events_per_append", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let r = round.fetch_add(1, Ordering::Relaxed);
+                    total += concurrent_appends(Arc::new(store.clone()), WRITERS, PER_WRITER, 10, r).await;
                 }
                 total
             })

@@ -565,16 +565,23 @@ impl Writer {
             });
         }
         let first_position = self.next_position().map_err(|e| named("reading the head", e))?;
-        self.conn
-            .prepare_cached("SAVEPOINT factum_append")
-            .and_then(|mut s| s.execute([]))
-            .map_err(|e| named("starting a savepoint", e))?;
+        // One INSERT is atomic on its own (SQLite undoes a failed statement);
+        // only a multi-event request needs a savepoint to be all-or-nothing.
+        let savepoint = request.events.len() > 1;
+        if savepoint {
+            self.conn
+                .prepare_cached("SAVEPOINT factum_append")
+                .and_then(|mut s| s.execute([]))
+                .map_err(|e| named("starting a savepoint", e))?;
+        }
         match self.insert_events(request, first_position) {
             Ok(()) => {
-                self.conn
-                    .prepare_cached("RELEASE factum_append")
-                    .and_then(|mut s| s.execute([]))
-                    .map_err(|e| named("releasing a savepoint", e))?;
+                if savepoint {
+                    self.conn
+                        .prepare_cached("RELEASE factum_append")
+                        .and_then(|mut s| s.execute([]))
+                        .map_err(|e| named("releasing a savepoint", e))?;
+                }
                 let count = request.events.len() as u64;
                 let version = current + count;
                 self.next_position = Some(first_position + count);
@@ -587,9 +594,11 @@ impl Writer {
             }
             Err(e) => {
                 // Whatever this request wrote goes; the batch's other requests stay.
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
+                if savepoint {
+                    let _ = self
+                        .conn
+                        .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
+                }
                 Err(named("appending", e))
             }
         }
