@@ -593,9 +593,8 @@ impl Writer {
         }
     }
 
-    /// Appends distinct-stream requests in one statement. If another node's
-    /// concurrent append makes the statement fail on the unique constraint, the
-    /// requests are retried one by one so only the loser sees the conflict.
+    /// Appends distinct-stream requests in one statement; if the statement
+    /// fails, retries them one by one so only the request at fault fails.
     async fn append_batch(&self, batch: &[Pending]) -> Vec<Result<Appended, StoreError>> {
         if batch.is_empty() {
             return Vec::new();
@@ -603,7 +602,10 @@ impl Writer {
         let requests: Vec<&AppendRequest> = batch.iter().map(|p| &p.request).collect();
         match self.execute(&requests).await {
             Ok(outcomes) => requests.iter().zip(outcomes).map(|(r, o)| answer(r, o)).collect(),
-            Err(e) if batch.len() > 1 && is_unique_violation(&e) => {
+            // Another node won a race (unique violation), or one request's
+            // data was refused (e.g. a `\u0000` jsonb cannot hold): retry one
+            // by one so only the request at fault fails.
+            Err(_) if batch.len() > 1 => {
                 let mut out = Vec::with_capacity(batch.len());
                 for request in requests {
                     out.push(self.append_alone(request).await);

@@ -8,6 +8,10 @@
 //! the whole batch), then answers every caller. Positions are gap-free because
 //! that one writer assigns them. Reads run on a small pool of read-only
 //! connections and never wait for the writer (WAL readers see the last commit).
+//!
+//! The file is meant for one process: `watch_head` follows this store's own
+//! commits. Another process writing the same file is detected (the writer
+//! drops its caches) but its appends do not wake this store's subscribers.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
