@@ -828,7 +828,7 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
     let stream_id = get::<String>(row, 2, "stream_id");
     let version = get::<i64>(row, 3, "version")
         .and_then(|v| u64::try_from(v).map_err(|_| format!("column version is negative ({v})")));
-    let decode = || -> Result<RecordedEvent, String> {
+    let rest = (|| -> Result<RecordedEvent, String> {
         let position = get::<i64>(row, 0, "position")?;
         let schema_version = get::<i64>(row, 5, "schema_version")?;
         let codec_id = get::<i16>(row, 6, "codec")?;
@@ -843,9 +843,9 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
         Ok(RecordedEvent {
             position: u64::try_from(position)
                 .map_err(|_| format!("column position is negative ({position})"))?,
-            stream_type: stream_type.clone()?,
-            stream_id: stream_id.clone()?,
-            version: version.clone()?,
+            stream_type: String::new(),
+            stream_id: String::new(),
+            version: 0,
             event_type: get(row, 4, "event_type")?,
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
@@ -861,13 +861,8 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
                 correlation_id: get(row, 13, "correlation_id")?,
             },
         })
-    };
-    decode().map_err(|reason| StoreError::Corrupt {
-        stream_type: stream_type.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        stream_id: stream_id.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        version: version.clone().unwrap_or(0),
-        reason,
-    })
+    })();
+    super::assemble(stream_type, stream_id, version, rest)
 }
 
 #[async_trait]

@@ -749,23 +749,17 @@ impl Cols<'_, '_> {
 /// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order).
 fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     let c = Cols(row);
-    // Name the record as well as the damage allows.
+    // Read the record's name apart, so damage elsewhere can still be reported against it.
     let stream_type = c.text(1, "stream_type");
     let stream_id = c.text(2, "stream_id");
     let version = c.unsigned(3, "version");
-    let corrupt = |reason: String| StoreError::Corrupt {
-        stream_type: stream_type.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        stream_id: stream_id.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        version: version.clone().unwrap_or(0),
-        reason,
-    };
-    let decode = || -> Result<RecordedEvent, String> {
+    let rest = (|| -> Result<RecordedEvent, String> {
         let schema_version = c.int(5, "schema_version")?;
         Ok(RecordedEvent {
             position: c.unsigned(0, "position")?,
-            stream_type: stream_type.clone()?,
-            stream_id: stream_id.clone()?,
-            version: version.clone()?,
+            stream_type: String::new(),
+            stream_id: String::new(),
+            version: 0,
             event_type: c.text(4, "event_type")?,
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
@@ -779,8 +773,8 @@ fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
                 correlation_id: c.uuid(12, "correlation_id")?,
             },
         })
-    };
-    decode().map_err(corrupt)
+    })();
+    super::assemble(stream_type, stream_id, version, rest)
 }
 
 fn query_events(
