@@ -34,6 +34,10 @@ use crate::time::Timestamp;
 
 const BACKEND: &str = "sqlite";
 
+/// How long the writer waits for the rest of a group of callers it expects
+/// (only after a batch of several): far below one fsync, so it pays for itself.
+const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// The schema this build writes. Migration `n` (1-based) takes a file from
 /// schema `n - 1` to `n`; a file with a higher number was written by a newer
 /// factum and is refused rather than misread.
@@ -387,14 +391,31 @@ enum Outcome {
 
 impl Writer {
     fn run(mut self) {
+        let mut last_batch = 1;
         while let Ok(first) = self.queue.recv() {
             let mut batch = vec![first];
+            // The callers of the last batch were answered together and tend to
+            // come back together: when there were several, give them a moment
+            // to queue so they share the next fsync instead of splitting it.
+            let expect = last_batch.min(self.max_batch);
+            let deadline = std::time::Instant::now() + GATHER_WINDOW;
             while batch.len() < self.max_batch {
                 match self.queue.try_recv() {
                     Ok(command) => batch.push(command),
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = std::time::Instant::now();
+                        if batch.len() >= expect || now >= deadline {
+                            break;
+                        }
+                        match self.queue.recv_timeout(deadline - now) {
+                            Ok(command) => batch.push(command),
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
+            last_batch = batch.len();
             self.write_batch(batch);
         }
     }
