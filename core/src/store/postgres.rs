@@ -367,10 +367,10 @@ impl PostgresStore {
             max_batch: options.max_batch,
         };
         let writer_task = tokio::spawn(writer.run(queue));
+        let listening = start_listening(&config, &channel).await;
         let listener_task = tokio::spawn(listen(
-            config,
+            listening,
             pool.clone(),
-            channel,
             sql.head.clone(),
             head.clone(),
             options.poll_interval,
@@ -474,34 +474,57 @@ fn raise_head(head: &watch::Sender<u64>, to: u64) {
     });
 }
 
-/// Follows other nodes' appends: LISTEN on the store's channel, plus a poll.
+/// A connection that has run `LISTEN` on the store's channel, and the
+/// notifications it receives. Kept alive as long as the listener task.
+struct Listening {
+    _client: tokio_postgres::Client,
+    _driver: AbortOnDrop,
+    notified: mpsc::UnboundedReceiver<()>,
+}
+
+/// LISTENs before `open` returns, so no append made after it is missed.
+/// Best effort: without it the poll still finds other nodes' appends.
+async fn start_listening(config: &tokio_postgres::Config, channel: &str) -> Option<Listening> {
+    let (client, mut connection) = config.connect(NoTls).await.ok()?;
+    let (notified_tx, notified) = mpsc::unbounded_channel::<()>();
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
+                break;
+            }
+        }
+    }));
+    client.batch_execute(&format!("LISTEN {channel}")).await.ok()?;
+    Some(Listening {
+        _client: client,
+        _driver: driver,
+        notified,
+    })
+}
+
+/// Follows other nodes' appends: notifications, plus a poll.
 async fn listen(
-    config: tokio_postgres::Config,
+    listening: Option<Listening>,
     pool: Pool,
-    channel: String,
     head_sql: String,
     head: Arc<watch::Sender<u64>>,
     poll: Duration,
 ) {
-    let (notified_tx, mut notified) = mpsc::unbounded_channel::<()>();
-    let mut _listener = None;
-    if let Ok((client, mut connection)) = config.connect(NoTls).await {
-        let driver = tokio::spawn(async move {
-            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
-                    break;
+    let mut listening = listening;
+    loop {
+        match listening.as_mut() {
+            Some(l) => {
+                tokio::select! {
+                    message = l.notified.recv() => {
+                        if message.is_none() {
+                            // The connection is gone; the poll carries on alone.
+                            listening = None;
+                        }
+                    }
+                    _ = tokio::time::sleep(poll) => {}
                 }
             }
-        });
-        if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
-            // Keep the client (and so the connection) alive as long as this task.
-            _listener = Some((client, AbortOnDrop(driver)));
-        }
-    }
-    loop {
-        tokio::select! {
-            _ = notified.recv() => {}
-            _ = tokio::time::sleep(poll) => {}
+            None => tokio::time::sleep(poll).await,
         }
         let Ok(client) = pool.get().await else { continue };
         if let Ok(row) = client.query_one(&head_sql, &[]).await {
