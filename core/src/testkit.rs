@@ -1,9 +1,25 @@
 //! Given / when / then for entities, with a fixed clock and seed.
 //!
-//! ```ignore
+//! ```
+//! # use factum::prelude::*;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Clone, Debug)] pub struct Deposit { pub amount: u64 }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct Opened { pub owner: String }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct Deposited { pub amount: u64 }
+//! # #[derive(Default, Clone, Debug, PartialEq)] pub struct Account { balance: u64 }
+//! # #[entity] impl Account {
+//! #     #[handle] fn deposit(&self, cmd: Deposit) -> Deposited { Deposited { amount: cmd.amount } }
+//! #     #[apply] fn opened(&mut self, _e: &Opened) {}
+//! #     #[apply] fn deposited(&mut self, e: &Deposited) { self.balance += e.amount }
+//! # }
+//! use factum::testkit::given;
+//!
 //! given::<Account>([Opened { owner: "ada".into() }.into()])
 //!     .when(Deposit { amount: 10 })
-//!     .then([Deposited { amount: 10 }.into()]);
+//!     .then([Deposited { amount: 10 }.into()])
+//!     .then_state(|account| assert_eq!(account.balance, 10));
 //! ```
 //!
 //! Every scenario also checks determinism, the runtime backing of the rules the
