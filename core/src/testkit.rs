@@ -1,9 +1,25 @@
 //! Given / when / then for entities, with a fixed clock and seed.
 //!
-//! ```ignore
+//! ```
+//! # use factum::prelude::*;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Clone, Debug)] pub struct Deposit { pub amount: u64 }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct Opened { pub owner: String }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct Deposited { pub amount: u64 }
+//! # #[derive(Default, Clone, Debug, PartialEq)] pub struct Account { balance: u64 }
+//! # #[entity] impl Account {
+//! #     #[handle] fn deposit(&self, cmd: Deposit) -> Deposited { Deposited { amount: cmd.amount } }
+//! #     #[apply] fn opened(&mut self, _e: &Opened) {}
+//! #     #[apply] fn deposited(&mut self, e: &Deposited) { self.balance += e.amount }
+//! # }
+//! use factum::testkit::given;
+//!
 //! given::<Account>([Opened { owner: "ada".into() }.into()])
 //!     .when(Deposit { amount: 10 })
-//!     .then([Deposited { amount: 10 }.into()]);
+//!     .then([Deposited { amount: 10 }.into()])
+//!     .then_state(|account| assert_eq!(account.balance, 10));
 //! ```
 //!
 //! Every scenario also checks determinism, the runtime backing of the rules the
@@ -37,6 +53,10 @@ pub struct Scenario<E: Entity> {
 }
 
 /// Starts a scenario: an entity that has already applied `events`.
+///
+/// Events are values of the entity's event enum: write `Deposited { .. }.into()`
+/// in the array (the array's events may be of different types), or start with
+/// [`given_nothing`] and add events one by one with [`Scenario::and`].
 pub fn given<E: Entity>(events: impl IntoIterator<Item = E::Event>) -> Scenario<E> {
     Scenario {
         history: events.into_iter().collect(),
@@ -78,6 +98,7 @@ impl<E: Entity + PartialEq> Scenario<E> {
 
     /// Handles `command` against the state the history folds to.
     #[must_use = "assert on the outcome with `.then(..)`, `.then_rejected(..)` or `.then_nothing()`"]
+    #[track_caller]
     pub fn when(self, command: impl Into<E::Command>) -> Outcome<E> {
         let command = command.into();
         let state = replay_checked::<E>(&self.history, "the given events");

@@ -272,3 +272,8 @@ fn nonzero(amount: u64) -> Result<(), AccountError> {
 pub fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
+
+/// `d` whole units of money, in cents.
+pub const fn dollars(d: u64) -> u64 {
+    d * 100
+}

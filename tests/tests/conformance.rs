@@ -575,6 +575,137 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     assert_eq!(store.read_stream("account", "bad", 1, 1).await.unwrap().len(), 1);
 }
 
+// ------------------------------------------------------- entities on the store
+
+/// The ledger's first schema: amounts in a field named `cents`.
+#[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "ledger.deposited", version = 1)]
+struct DepositedV1 {
+    cents: u64,
+}
+
+/// The current schema: the amount and its currency.
+#[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "ledger.deposited", version = 2, upcast_from = DepositedV1)]
+struct LedgerDeposited {
+    amount: u64,
+    currency: String,
+}
+
+impl From<DepositedV1> for LedgerDeposited {
+    fn from(old: DepositedV1) -> Self {
+        LedgerDeposited {
+            amount: old.cents,
+            currency: "EUR".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Credit {
+    amount: u64,
+}
+
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Ledger {
+    total: u64,
+    entries: u64,
+}
+
+#[factum::entity(name = "ledger", snapshot_every = 5, vis = "pub(crate)")]
+impl Ledger {
+    #[handle]
+    fn credit(&self, cmd: Credit) -> LedgerDeposited {
+        LedgerDeposited {
+            amount: cmd.amount,
+            currency: "EUR".into(),
+        }
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &LedgerDeposited) {
+        self.total += e.amount;
+        self.entries += 1;
+    }
+}
+
+fn app_on(b: &Backend) -> factum::App {
+    factum::App::builder().shared_store(b.store.clone()).build()
+}
+
+async fn payloads_of_an_old_schema_version_load_as_the_current_type(b: &Backend) {
+    let codec = b.store.codec();
+    let old: Vec<NewEvent> = [7u64, 8]
+        .iter()
+        .map(|&cents| NewEvent {
+            event_type: "ledger.deposited".into(),
+            schema_version: 1,
+            codec,
+            payload: codec.encode(&DepositedV1 { cents }).unwrap(),
+            metadata: new_event(codec, "l-1", cents).metadata,
+        })
+        .collect();
+    let request = AppendRequest {
+        stream_type: "ledger".into(),
+        stream_id: "l-1".into(),
+        expected_version: 0,
+        events: old,
+    };
+    b.store.append(request).await.unwrap();
+
+    let ledger = app_on(b).entity::<Ledger>("l-1");
+    ledger.send(Credit { amount: 10 }).await.unwrap();
+    assert_eq!(
+        ledger.state().await.unwrap(),
+        Ledger {
+            total: 25,
+            entries: 3
+        }
+    );
+    let history = ledger.history().await.unwrap();
+    let amounts: Vec<(u64, String)> = history
+        .iter()
+        .map(|r| match &r.event {
+            LedgerEvent::LedgerDeposited(e) => (e.amount, e.currency.clone()),
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        [(7, "EUR".into()), (8, "EUR".into()), (10, "EUR".into())]
+    );
+    let stored = b.store.read_stream("ledger", "l-1", 1, 10).await.unwrap();
+    let versions: Vec<u32> = stored.iter().map(|r| r.schema_version).collect();
+    assert_eq!(
+        versions,
+        [1, 1, 2],
+        "old records stay as written; new ones use the current schema"
+    );
+}
+
+async fn an_entity_loads_from_its_snapshot_and_the_events_after_it(b: &Backend) {
+    let ledger = app_on(b).entity::<Ledger>("l-2");
+    for amount in 1..=12 {
+        ledger.send(Credit { amount }).await.unwrap();
+    }
+    let snapshot = b
+        .store
+        .load_snapshot("ledger", "l-2")
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    assert_eq!(snapshot.version, 10);
+    assert_eq!(snapshot.codec, b.store.codec());
+    let fresh = app_on(b).entity::<Ledger>("l-2");
+    assert_eq!(
+        fresh.state().await.unwrap(),
+        Ledger {
+            total: 78,
+            entries: 12
+        }
+    );
+    assert_eq!(fresh.version().await.unwrap(), 12);
+}
+
 // ------------------------------------------------------- one test per pair
 
 macro_rules! backend_tests {
@@ -612,6 +743,8 @@ conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
     a_corrupted_record_names_its_stream_and_version,
+    payloads_of_an_old_schema_version_load_as_the_current_type,
+    an_entity_loads_from_its_snapshot_and_the_events_after_it,
 ]);
 
 // ------------------------------------------------------- backend specifics
@@ -773,6 +906,38 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     let all = node_b.read_all(1, usize::MAX).await.unwrap();
     assert_eq!(all.len() as u64, total);
     drop((node_a, node_b));
+    pg_client(&url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_watch_head_hears_other_nodes_appends() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    // A poll far slower than the timeout below: only NOTIFY can wake the watcher in time.
+    let listener = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let writer = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .await
+        .unwrap();
+    let mut head = listener.watch_head();
+    assert_eq!(*head.borrow_and_update(), 0);
+    writer
+        .append(request("lea", 0, deposits(Codec::Json, "lea", [1, 2])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), head.wait_for(|&h| h >= 2))
+        .await
+        .expect("the other node's append was notified")
+        .unwrap();
+    drop((listener, writer));
     pg_client(&url)
         .await
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
