@@ -184,6 +184,12 @@ impl Entity for Account {
     type Command = AccountCommand;
     type Error = AccountError;
 
+    // The same inlining chance as the generated side, whose trait `handle`
+    // forwards to an inherent fn that LLVM inlines into the bench driver:
+    // left out of line, this baseline read ~30% slower than the generated
+    // dispatch (4.7 vs 6.7 us per 1024 commands), which measured the
+    // inliner, not the dispatch.
+    #[inline]
     fn handle(&self, command: AccountCommand, ctx: &Context) -> Result<Vec<AccountEvent>, AccountError> {
         match command {
             AccountCommand::Deposit(cmd) => {
