@@ -77,10 +77,9 @@ pub use factum_macros::Event;
 /// | `error = AccountError` | the entity's rejection type; every handler's error converts into it with `From` | the first fallible handler's error, else `Infallible` |
 /// | `vis = "pub(crate)"` | visibility of the generated enums and `handle` | `pub` |
 ///
-/// The generated enums hold your event and command types, so those must be at
-/// least as visible as `vis`, and `vis` at least as visible as the entity
-/// type. In a binary or test crate whose types are private, write
-/// `vis = "pub(crate)"`.
+/// `impl Entity` names the generated enums, so `vis` must be at least as
+/// visible as the entity type. The default `pub` suits both a library that
+/// exports its entity and a binary or test crate whose types are private.
 ///
 /// Methods (the method names are yours; dispatch goes by the command type):
 ///
