@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod store;
 pub mod testkit;
 pub mod time;
+pub mod view;
 
 pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
@@ -18,6 +19,7 @@ pub use event::{DecodeError, Event, EventSet, IntoEvents};
 pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
 pub use store::{EventStore, MemoryStore, RecordedEvent};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
 
 /// Derives [`Event`] for a struct: `#[event(name = "…", version = N, upcast_from = Type)]`.
 pub use factum_macros::Event;
@@ -26,7 +28,7 @@ pub use factum_macros::entity;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
-    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventSet, Timestamp, entity};
+    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity};
 }
 
 /// Items generated code refers to. Not part of the public API: no stability promise.
@@ -34,6 +36,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, const_str_eq, decode_current, unknown_version};
+    pub use crate::view::{IntoViewOp, ViewRegistration};
     pub use inventory;
     pub use serde;
 }
