@@ -25,10 +25,12 @@ pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
 pub use factum_macros::Event;
 /// Turns an inherent impl block into an [`Entity`]: `#[handle]` and `#[apply]` methods.
 pub use factum_macros::entity;
+/// Turns an inherent impl block of a row type into a [`View`]: `#[on]` handlers fold events into rows.
+pub use factum_macros::view;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
-    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity};
+    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity, view};
 }
 
 /// Items generated code refers to. Not part of the public API: no stability promise.

@@ -4,6 +4,7 @@
 
 mod ctxt;
 mod rules;
+mod view;
 
 use proc_macro::TokenStream;
 
@@ -19,4 +20,12 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 pub fn entity(args: TokenStream, input: TokenStream) -> TokenStream {
     let _ = args;
     input
+}
+
+/// Turns an inherent impl block of a row type into a `factum::view::View`:
+/// `#[view(name = "…", version = N, index = [field, …])]` with `#[on]` /
+/// `#[on(key = …)]` handlers. See the `factum::view` docs.
+#[proc_macro_attribute]
+pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
+    view::expand(args.into(), input.into()).into()
 }

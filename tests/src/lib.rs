@@ -2,3 +2,4 @@
 //! which is also the baseline the generated dispatch is measured against.
 
 pub mod handwritten;
+pub mod views;
