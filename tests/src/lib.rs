@@ -3,3 +3,5 @@
 
 pub mod handwritten;
 pub mod views;
+#[cfg(feature = "postgres")]
+pub mod pg;
