@@ -60,6 +60,12 @@ impl AppBuilder {
         self
     }
 
+    /// The view store, already shared.
+    pub fn shared_view_store(mut self, store: Arc<dyn ViewStore>) -> Self {
+        self.view_store = Some(store);
+        self
+    }
+
     /// How many events a view folds per transaction (default 4096).
     pub fn view_batch(mut self, events: usize) -> Self {
         self.view_batch = events.max(1);

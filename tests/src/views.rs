@@ -158,6 +158,9 @@ pub async fn write_log(store: &dyn EventStore, n: u64, streams: u64) {
     }
 }
 
+/// How many streams the crash tests' log spreads over.
+pub const CHILD_STREAMS: u64 = 1000;
+
 /// What the tally view must contain after folding that log: a fresh fold.
 pub fn expected_tallies(n: u64, streams: u64) -> BTreeMap<String, (u64, u64)> {
     let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();

@@ -502,6 +502,7 @@ pub(crate) struct Shared<V: View> {
     pub(crate) checkpoint: watch::Sender<u64>,
     pub(crate) changes: broadcast::Sender<RowChange<V>>,
     pub(crate) stopped: watch::Sender<bool>,
+    pub(crate) runner: watch::Sender<bool>,
 }
 
 impl<V: View> Shared<V> {
@@ -641,6 +642,12 @@ impl<V: View> ViewReader<V> {
             rx: self.shared()?.changes.subscribe(),
             key: Some(key.into()),
         })
+    }
+
+    /// True while this process runs the view (holds its lease); false while
+    /// another process does and this one only serves queries.
+    pub fn is_runner(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| *s.runner.borrow())
     }
 
     /// The physical table queries are served from now.

@@ -127,6 +127,7 @@ pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
         checkpoint: watch::channel(checkpoint).0,
         changes: broadcast::channel(4096).0,
         stopped: watch::channel(false).0,
+        runner: watch::channel(false).0,
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     {
@@ -193,7 +194,12 @@ impl<V: View> Supervisor<V> {
                 break;
             }
             match self.store.try_lease(V::NAME).await {
-                Ok(Some(lease)) => match self.lead(&*lease).await {
+                Ok(Some(lease)) => match {
+                    self.shared.runner.send_replace(true);
+                    let led = self.lead(&*lease).await;
+                    self.shared.runner.send_replace(false);
+                    led
+                } {
                     Ok(Led::Exit) => break,
                     Ok(Led::LeaseLost) => {
                         tracing::warn!(view = V::NAME, "lost the runner lease; waiting to take it back");
