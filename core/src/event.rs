@@ -105,6 +105,12 @@ pub fn catalogue() -> impl Iterator<Item = &'static EventRegistration> {
 /// `Vec<Ev>`, `Option<T>`, `()` and tuples of up to eight. This is how
 /// `fn deposit(&self, cmd: Deposit) -> Result<Deposited, _>` and
 /// `-> Result<(Withdrawn, Fee), _>` both fit one dispatch.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event of `{Ev}`, so a handler cannot return it",
+    label = "`{Ev}` has no variant for this type",
+    note = "an entity's events are the types of its `#[apply]` methods: add `#[apply] fn …(&mut self, e: &…)` for this event to the `#[entity]` block",
+    note = "a handler returns one event, a tuple of events, `Option<…>`, `Vec<{Ev}>` or `()`, optionally inside `Result<…, Error>`"
+)]
 pub trait IntoEvents<Ev> {
     /// Appends the events to `out`, in order.
     fn into_events(self, out: &mut Vec<Ev>);

@@ -1,0 +1,250 @@
+//! Attribute parsing: `#[event(…)]`, `#[entity(…)]` and the `#[handle]` / `#[apply]` markers.
+//!
+//! Unknown and duplicate keys are spanned errors. A bad value is reported and
+//! the other keys are still read, so one typo does not hide the next mistake.
+
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
+use syn::{Attribute, Ident, LitInt, LitStr, Path, Type, Visibility};
+
+use crate::ctxt::Ctxt;
+
+/// One attribute key that may be given at most once.
+struct Slot<'c, T> {
+    cx: &'c Ctxt,
+    attr: &'static str,
+    key: &'static str,
+    value: Option<T>,
+}
+
+impl<'c, T> Slot<'c, T> {
+    fn new(cx: &'c Ctxt, attr: &'static str, key: &'static str) -> Self {
+        Slot {
+            cx,
+            attr,
+            key,
+            value: None,
+        }
+    }
+
+    /// Keeps the first value; a second one is an error spanned on its key.
+    fn set(&mut self, key: &Path, value: T) {
+        if self.value.is_some() {
+            self.cx.error_spanned_by(
+                key,
+                format!(
+                    "duplicate `{}` in `#[{}(…)]`: give each key once",
+                    self.key, self.attr
+                ),
+            );
+        } else {
+            self.value = Some(value);
+        }
+    }
+
+    fn get(self) -> Option<T> {
+        self.value
+    }
+}
+
+/// `#[event(name = "…", version = N, upcast_from = Type, fact = "…")]`.
+pub(crate) struct EventAttrs {
+    /// The stable type name; the struct's ident when absent.
+    pub name: Option<LitStr>,
+    /// The schema version; 1 when absent.
+    pub version: Option<u32>,
+    /// The previous version of this event, which stored payloads upcast from.
+    pub upcast_from: Option<Path>,
+    /// Why a failure-like name records a real fact (read by the rule checks).
+    pub fact: Option<LitStr>,
+}
+
+impl EventAttrs {
+    /// Reads every `#[event(…)]` attribute of a derive input.
+    pub(crate) fn parse(attrs: &[Attribute], cx: &Ctxt) -> Self {
+        let mut name = Slot::new(cx, "event", "name");
+        let mut version = Slot::new(cx, "event", "version");
+        let mut upcast_from = Slot::new(cx, "event", "upcast_from");
+        let mut fact = Slot::new(cx, "event", "fact");
+
+        for attr in attrs.iter().filter(|a| a.path().is_ident("event")) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("name") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if lit.value().trim().is_empty() {
+                        cx.error_spanned_by(&lit, "an event name cannot be empty: write `name = \"account.deposited\"` or leave `name` out to use the struct's name");
+                    }
+                    name.set(&meta.path, lit);
+                } else if meta.path.is_ident("version") {
+                    let lit: LitInt = meta.value()?.parse()?;
+                    match lit.base10_parse::<u32>() {
+                        Ok(0) => cx.error_spanned_by(&lit, "schema versions start at 1: write `version = 1` or leave `version` out"),
+                        Ok(v) => version.set(&meta.path, v),
+                        Err(e) => cx.syn_error(e),
+                    }
+                } else if meta.path.is_ident("upcast_from") {
+                    let path: Path = meta.value()?.parse()?;
+                    upcast_from.set(&meta.path, path);
+                } else if meta.path.is_ident("fact") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    fact.set(&meta.path, lit);
+                } else {
+                    return Err(meta.error(format!(
+                        "unknown key `{}` in `#[event(…)]`: expected `name = \"…\"`, `version = N`, `upcast_from = OlderEvent` or `fact = \"…\"`",
+                        path_str(&meta.path)
+                    )));
+                }
+                Ok(())
+            });
+            if let Err(err) = parsed {
+                cx.syn_error(err);
+            }
+        }
+
+        EventAttrs {
+            name: name.get(),
+            version: version.get(),
+            upcast_from: upcast_from.get(),
+            fact: fact.get(),
+        }
+    }
+}
+
+/// `#[entity(name = "…", snapshot_every = N, events = Ident, commands = Ident, error = Type, vis = "…")]`.
+pub(crate) struct EntityArgs {
+    /// The stream type name; the type's ident in snake_case when absent.
+    pub name: Option<LitStr>,
+    /// Snapshot every this many events; 0 (never) when absent.
+    pub snapshot_every: u64,
+    /// The generated event enum's name; `<Type>Event` when absent.
+    pub events: Option<Ident>,
+    /// The generated command enum's name; `<Type>Command` when absent.
+    pub commands: Option<Ident>,
+    /// The entity's error type; inferred from the handlers when absent.
+    pub error: Option<Type>,
+    /// The visibility of the generated enums and `handle`; `pub` when absent.
+    pub vis: Option<Visibility>,
+}
+
+impl EntityArgs {
+    /// Reads the arguments of `#[entity(…)]`.
+    pub(crate) fn parse(args: TokenStream, cx: &Ctxt) -> Self {
+        let mut name = Slot::new(cx, "entity", "name");
+        let mut snapshot_every = Slot::new(cx, "entity", "snapshot_every");
+        let mut events = Slot::new(cx, "entity", "events");
+        let mut commands = Slot::new(cx, "entity", "commands");
+        let mut error = Slot::new(cx, "entity", "error");
+        let mut vis = Slot::new(cx, "entity", "vis");
+
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().trim().is_empty() {
+                    cx.error_spanned_by(&lit, "an entity name cannot be empty: write `name = \"account\"` or leave `name` out to use the type's name in snake_case");
+                }
+                name.set(&meta.path, lit);
+            } else if meta.path.is_ident("snapshot_every") {
+                let lit: LitInt = meta.value()?.parse()?;
+                match lit.base10_parse::<u64>() {
+                    Ok(n) => snapshot_every.set(&meta.path, n),
+                    Err(e) => cx.syn_error(e),
+                }
+            } else if meta.path.is_ident("events") {
+                events.set(&meta.path, meta.value()?.parse::<Ident>()?);
+            } else if meta.path.is_ident("commands") {
+                commands.set(&meta.path, meta.value()?.parse::<Ident>()?);
+            } else if meta.path.is_ident("error") {
+                error.set(&meta.path, meta.value()?.parse::<Type>()?);
+            } else if meta.path.is_ident("vis") {
+                let lit: LitStr = meta.value()?.parse()?;
+                match lit.parse::<Visibility>() {
+                    Ok(v) => vis.set(&meta.path, v),
+                    Err(_) => cx.error_spanned_by(
+                        &lit,
+                        "`vis` is a visibility: write `vis = \"pub(crate)\"`, `vis = \"pub(super)\"` or `vis = \"pub\"`",
+                    ),
+                }
+            } else {
+                return Err(meta.error(format!(
+                    "unknown key `{}` in `#[entity(…)]`: expected `name = \"…\"`, `snapshot_every = N`, `events = EnumName`, `commands = EnumName`, `error = Type` or `vis = \"pub(crate)\"`",
+                    path_str(&meta.path)
+                )));
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            cx.syn_error(err);
+        }
+
+        EntityArgs {
+            name: name.get(),
+            snapshot_every: snapshot_every.get().unwrap_or(0),
+            events: events.get(),
+            commands: commands.get(),
+            error: error.get(),
+            vis: vis.get(),
+        }
+    }
+}
+
+/// What a method inside an `#[entity]` block is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Role {
+    /// `#[handle]`: decides events from a command.
+    Handle,
+    /// `#[apply]`: folds one event into the state.
+    Apply,
+}
+
+impl Role {
+    pub(crate) fn attr_name(self) -> &'static str {
+        match self {
+            Role::Handle => "handle",
+            Role::Apply => "apply",
+        }
+    }
+}
+
+/// True for the marker attributes `#[entity]` consumes.
+pub(crate) fn is_marker(attr: &Attribute) -> bool {
+    attr.path().is_ident("handle") || attr.path().is_ident("apply")
+}
+
+/// The role a method's markers give it, if any. Arguments, repeats and both
+/// markers on one method are errors; the first marker still decides the role
+/// so the other checks can run.
+pub(crate) fn method_role(attrs: &[Attribute], cx: &Ctxt) -> Option<Role> {
+    let mut role: Option<Role> = None;
+    for attr in attrs.iter().filter(|a| is_marker(a)) {
+        let this = if attr.path().is_ident("handle") {
+            Role::Handle
+        } else {
+            Role::Apply
+        };
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            cx.error_spanned_by(
+                attr,
+                format!("`#[{0}]` takes no arguments (the method's parameter types say what it takes): write `#[{0}]`", this.attr_name()),
+            );
+        }
+        match role {
+            None => role = Some(this),
+            Some(first) if first == this => cx.error_spanned_by(
+                attr,
+                format!("`#[{}]` is given twice: give it once", this.attr_name()),
+            ),
+            Some(first) => cx.error_spanned_by(
+                attr,
+                format!(
+                    "a method is either `#[handle]` (decides events) or `#[apply]` (folds one event), not both: this one is already `#[{}]`",
+                    first.attr_name()
+                ),
+            ),
+        }
+    }
+    role
+}
+
+fn path_str(path: &Path) -> String {
+    quote::quote!(#path).to_string().replace(' ', "")
+}

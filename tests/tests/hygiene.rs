@@ -1,0 +1,156 @@
+//! Generated code must not be captured by the user's own names: an entity and
+//! its events declared in a module that shadows the prelude still compile and work.
+#![allow(missing_docs)] // a test crate: its `pub` items are fixtures, not an API
+#![allow(dead_code, non_snake_case, clippy::all)] // the shadowing items exist only to be in scope
+
+mod shadowed {
+    use ::factum::{Context, Entity, Event};
+
+    // Every prelude name generated code could reach for, shadowed.
+    pub struct Result<T, E>(T, E);
+    pub struct Option;
+    pub struct Vec;
+    pub struct Box;
+    pub struct String;
+    pub struct Default;
+    pub struct From;
+    pub struct Into;
+    pub struct Clone;
+    pub struct Debug;
+    pub struct PartialEq;
+    pub fn Some() {}
+    pub fn None() {}
+    pub fn Ok() {}
+    pub fn Err() {}
+    pub mod core {}
+    pub mod std {}
+    pub mod serde {}
+    pub mod factum {}
+
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
+    #[event(name = "counter.added")]
+    pub struct Added {
+        pub by: u32,
+    }
+
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
+    #[event(name = "counter.added", version = 2, upcast_from = Added)]
+    pub struct AddedV2 {
+        pub by: u64,
+    }
+
+    impl ::core::convert::From<Added> for AddedV2 {
+        fn from(v1: Added) -> Self {
+            AddedV2 { by: u64::from(v1.by) }
+        }
+    }
+
+    #[derive(
+        Event,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+    )]
+    pub struct Reset;
+
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Add(pub u64);
+
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct ResetCounter;
+
+    #[derive(::core::fmt::Debug, ::core::cmp::PartialEq)]
+    pub struct TooBig;
+
+    impl ::core::fmt::Display for TooBig {
+        fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+            f.write_str("too big")
+        }
+    }
+
+    impl ::std::error::Error for TooBig {}
+
+    #[derive(
+        ::core::default::Default,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+    )]
+    pub struct Counter {
+        pub total: u64,
+    }
+
+    #[::factum::entity(snapshot_every = 10)]
+    impl Counter {
+        #[handle]
+        fn add(&self, cmd: Add, _ctx: &Context) -> ::core::result::Result<AddedV2, TooBig> {
+            if cmd.0 > 100 {
+                return ::core::result::Result::Err(TooBig);
+            }
+            ::core::result::Result::Ok(AddedV2 { by: cmd.0 })
+        }
+
+        #[handle]
+        fn reset(&self, _cmd: ResetCounter) -> (Reset, ::core::option::Option<AddedV2>) {
+            (Reset, ::core::option::Option::None)
+        }
+
+        #[apply]
+        fn added(&mut self, e: &AddedV2) {
+            self.total += e.by;
+        }
+
+        #[apply]
+        fn reset_(&mut self, _e: &Reset) {
+            self.total = 0;
+        }
+    }
+
+    /// Uses the names so the shadowing items are not merely declared.
+    pub fn check(ctx: &Context) -> u64 {
+        let mut counter = <Counter as ::core::default::Default>::default();
+        let events = Entity::handle(&counter, CounterCommand::Add(Add(5)), ctx).unwrap();
+        for e in &events {
+            Entity::apply(&mut counter, e);
+        }
+        assert!(Entity::handle(&counter, CounterCommand::Add(Add(500)), ctx).is_err());
+        counter.total
+    }
+}
+
+#[test]
+fn an_entity_in_a_module_that_shadows_the_prelude_compiles_and_works() {
+    use factum::{Codec, EventSet};
+
+    let ctx = factum::Context::new(uuid::Uuid::nil(), factum::Timestamp::from_secs(0), "c-1", 0);
+    assert_eq!(shadowed::check(&ctx), 5);
+
+    let e = shadowed::CounterEvent::from(shadowed::AddedV2 { by: 2 });
+    let json = serde_json::to_string(&e).unwrap();
+    assert_eq!(json, r#"{"type":"counter.added","data":{"by":2}}"#);
+    assert_eq!(serde_json::from_str::<shadowed::CounterEvent>(&json).unwrap(), e);
+
+    let v1 = Codec::Json.encode(&shadowed::Added { by: 3 }).unwrap();
+    let loaded = shadowed::CounterEvent::decode("counter.added", 1, Codec::Json, &v1).unwrap();
+    assert_eq!(
+        loaded,
+        shadowed::CounterEvent::AddedV2(shadowed::AddedV2 { by: 3 })
+    );
+}

@@ -1,0 +1,11 @@
+//! Compile-time checks: each mistake in `tests/ui/{entity,event}` must fail
+//! with the message in its `.stderr`; each shape in `tests/ui/pass` must build.
+//! Regenerate the messages with `TRYBUILD=overwrite`, then read them.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("ui/entity/*.rs");
+    t.compile_fail("ui/event/*.rs");
+    t.pass("ui/pass/*.rs");
+}

@@ -1,0 +1,6 @@
+use factum::prelude::*;
+
+#[entity]
+fn account() {}
+
+fn main() {}

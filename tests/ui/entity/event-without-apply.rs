@@ -1,0 +1,46 @@
+use factum::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Deposited {
+    pub amount: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Deposit {
+    pub amount: u64,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct Account {
+    balance: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Withdrawn {
+    pub amount: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Withdraw {
+    pub amount: u64,
+}
+
+#[entity]
+impl Account {
+    #[handle]
+    fn deposit(&self, cmd: Deposit) -> Deposited {
+        Deposited { amount: cmd.amount }
+    }
+
+    #[handle]
+    fn withdraw(&self, cmd: Withdraw) -> Withdrawn {
+        Withdrawn { amount: cmd.amount }
+    }
+    #[apply]
+    fn deposited(&mut self, e: &Deposited) {
+        self.balance += e.amount;
+    }
+}
+
+fn main() {}
