@@ -192,10 +192,16 @@ impl ViewStore for MemoryViewStore {
         if !tables.contains_key(id) {
             return Err(ViewStoreError::NoTable { table: id.clone() });
         }
-        tables.retain(|other, _| other.view != id.view || other == id);
-        if let Some((state, _)) = tables.get_mut(id) {
-            *state = TableState::Active;
+        tables.retain(|other, (state, _)| other.view != id.view || *state != TableState::Retired);
+        for (other, (state, _)) in tables.iter_mut().filter(|(other, _)| other.view == id.view) {
+            *state = if other == id { TableState::Active } else { TableState::Retired };
         }
+        Ok(())
+    }
+
+    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError> {
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables.retain(|other, (state, _)| other.view != view || *state != TableState::Retired);
         Ok(())
     }
 

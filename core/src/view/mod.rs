@@ -206,6 +206,9 @@ pub enum TableState {
     Active,
     /// Being built beside the active one; not yet served.
     Building,
+    /// Replaced by a swap; dropped after a grace period, so queries that
+    /// picked it just before the swap still finish.
+    Retired,
 }
 
 impl TableState {
@@ -213,6 +216,7 @@ impl TableState {
         match self {
             TableState::Active => "active",
             TableState::Building => "building",
+            TableState::Retired => "retired",
         }
     }
 
@@ -220,6 +224,7 @@ impl TableState {
         match s {
             "active" => Some(TableState::Active),
             "building" => Some(TableState::Building),
+            "retired" => Some(TableState::Retired),
             _ => None,
         }
     }
@@ -359,9 +364,11 @@ pub trait ViewStore: Send + Sync + 'static {
         indexes: &[&'static str],
         state: TableState,
     ) -> Result<Arc<dyn ViewTable>, ViewStoreError>;
-    /// Makes `id` the active table of its view and drops every other table of
-    /// the view, in one transaction.
+    /// Makes `id` the active table of its view and retires every other table
+    /// of the view, in one transaction (dropping tables retired earlier).
     async fn activate(&self, id: &TableId) -> Result<(), ViewStoreError>;
+    /// Drops the retired tables of `view`.
+    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError>;
     /// Tries to become the one runner of `view`; `None` when another process is.
     async fn try_lease(&self, view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError>;
 }

@@ -435,40 +435,18 @@ impl ViewStore for PostgresViewStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
             .await
             .map_err(err("locking for a swap"))?;
-        let others = tx
-            .query("SELECT version, build FROM factum_view_tables WHERE view = $1", &[&id.view])
-            .await
-            .map_err(err("listing tables to swap"))?;
-        for r in others {
-            let version: i32 = r.try_get(0).map_err(err("reading a version"))?;
-            let build: i32 = r.try_get(1).map_err(err("reading a build"))?;
-            let other = TableId {
-                view: id.view.clone(),
-                version: version as u32,
-                build: build as u32,
-            };
-            if &other == id {
-                continue;
-            }
-            let name = table_name(&other);
-            tx.batch_execute(&format!(
-                "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
-                quote_ident(&name),
-                quote_ident(&format!("{name}_ix"))
-            ))
-            .await
-            .map_err(err(format!("dropping table {other}")))?;
-            tx.execute(
-                "DELETE FROM factum_view_tables WHERE view = $1 AND version = $2 AND build = $3",
-                &[&id.view, &version, &build],
-            )
-            .await
-            .map_err(err(format!("dropping table {other}")))?;
-        }
+        drop_retired_in(&tx, &id.view).await?;
+        let (version, build) = (id.version as i32, id.build as i32);
+        tx.execute(
+            "UPDATE factum_view_tables SET state = 'retired' WHERE view = $1 AND NOT (version = $2 AND build = $3)",
+            &[&id.view, &version, &build],
+        )
+        .await
+        .map_err(err("retiring the old tables"))?;
         let n = tx
             .execute(
                 "UPDATE factum_view_tables SET state = 'active' WHERE view = $1 AND version = $2 AND build = $3",
-                &[&id.view, &(id.version as i32), &(id.build as i32)],
+                &[&id.view, &version, &build],
             )
             .await
             .map_err(err(format!("activating table {id}")))?;
@@ -476,6 +454,16 @@ impl ViewStore for PostgresViewStore {
             return Err(ViewStoreError::NoTable { table: id.clone() });
         }
         tx.commit().await.map_err(err("committing a swap"))
+    }
+
+    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError> {
+        let mut conn = self.inner.writer.lock().await;
+        let tx = conn.client.transaction().await.map_err(err("beginning a drop"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
+            .await
+            .map_err(err("locking for a drop"))?;
+        drop_retired_in(&tx, view).await?;
+        tx.commit().await.map_err(err("committing a drop"))
     }
 
     async fn try_lease(&self, view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError> {
@@ -490,4 +478,38 @@ impl ViewStore for PostgresViewStore {
         // Not taken: dropping the connection here is all the cleanup there is.
         Ok(got.then(|| Box::new(PgLease { conn }) as Box<dyn Lease>))
     }
+}
+
+async fn drop_retired_in(tx: &tokio_postgres::Transaction<'_>, view: &str) -> Result<(), ViewStoreError> {
+    let retired = tx
+        .query(
+            "SELECT version, build FROM factum_view_tables WHERE view = $1 AND state = 'retired'",
+            &[&view],
+        )
+        .await
+        .map_err(err("listing retired tables"))?;
+    for r in retired {
+        let version: i32 = r.try_get(0).map_err(err("reading a version"))?;
+        let build: i32 = r.try_get(1).map_err(err("reading a build"))?;
+        let other = TableId {
+            view: view.to_owned(),
+            version: version as u32,
+            build: build as u32,
+        };
+        let name = table_name(&other);
+        tx.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
+            quote_ident(&name),
+            quote_ident(&format!("{name}_ix"))
+        ))
+        .await
+        .map_err(err(format!("dropping table {other}")))?;
+        tx.execute(
+            "DELETE FROM factum_view_tables WHERE view = $1 AND version = $2 AND build = $3",
+            &[&view, &version, &build],
+        )
+        .await
+        .map_err(err(format!("dropping table {other}")))?;
+    }
+    Ok(())
 }

@@ -26,6 +26,8 @@ const LEASE_RETRY: Duration = Duration::from_secs(1);
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// The longest a runner waits for new events before it re-checks its lease.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// How long a table replaced by a swap stays, for queries that picked it just before.
+const RETIRE_GRACE: Duration = Duration::from_secs(2);
 
 /// A request to a view's supervisor task.
 pub(crate) enum Control {
@@ -348,6 +350,13 @@ impl<V: View> Supervisor<V> {
                     tracing::info!(view = V::NAME, table = %run.table.id(), "swapped in the rebuilt table");
                     self.swap(run.table.clone(), run.checkpoint);
                     live = Some(run);
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(RETIRE_GRACE).await;
+                        if let Err(error) = store.drop_retired(V::NAME).await {
+                            tracing::warn!(view = V::NAME, %error, "dropping retired tables failed");
+                        }
+                    });
                     for done in self.pending.drain(..) {
                         let _ = done.send(Ok(()));
                     }

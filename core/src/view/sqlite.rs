@@ -381,32 +381,12 @@ impl ViewStore for SqliteViewStore {
                 let tx = c
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(err("beginning a swap"))?;
-                let others: Vec<(u32, u32)> = {
-                    let mut stmt = tx
-                        .prepare("SELECT version, build FROM factum_view_tables WHERE view = ?1")
-                        .map_err(err("listing tables to swap"))?;
-                    stmt.query_map([&id.view], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                        .map_err(err("listing tables to swap"))?
-                };
-                for (version, build) in others {
-                    let other = TableId {
-                        view: id.view.clone(),
-                        version,
-                        build,
-                    };
-                    if other == id {
-                        continue;
-                    }
-                    let name = table_name(&other);
-                    tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\"; DROP TABLE IF EXISTS \"{name}_ix\";"))
-                        .map_err(err(format!("dropping table {other}")))?;
-                    tx.execute(
-                        "DELETE FROM factum_view_tables WHERE view = ?1 AND version = ?2 AND build = ?3",
-                        params![other.view, version, build],
-                    )
-                    .map_err(err(format!("dropping table {other}")))?;
-                }
+                drop_retired_in(&tx, &id.view)?;
+                tx.execute(
+                    "UPDATE factum_view_tables SET state = 'retired' WHERE view = ?1 AND NOT (version = ?2 AND build = ?3)",
+                    params![id.view, id.version, id.build],
+                )
+                .map_err(err("retiring the old tables"))?;
                 let n = tx
                     .execute(
                         "UPDATE factum_view_tables SET state = 'active' WHERE view = ?1 AND version = ?2 AND build = ?3",
@@ -421,7 +401,47 @@ impl ViewStore for SqliteViewStore {
             .await
     }
 
+    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError> {
+        let view = view.to_owned();
+        self.inner
+            .with(true, move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(err("beginning a drop"))?;
+                drop_retired_in(&tx, &view)?;
+                tx.commit().map_err(err("committing a drop"))
+            })
+            .await
+    }
+
     async fn try_lease(&self, _view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError> {
         Ok(Some(Box::new(LocalLease)))
     }
+}
+
+fn drop_retired_in(tx: &rusqlite::Transaction<'_>, view: &str) -> Result<(), ViewStoreError> {
+    let retired: Vec<(u32, u32)> = {
+        let mut stmt = tx
+            .prepare("SELECT version, build FROM factum_view_tables WHERE view = ?1 AND state = 'retired'")
+            .map_err(err("listing retired tables"))?;
+        stmt.query_map([view], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(err("listing retired tables"))?
+    };
+    for (version, build) in retired {
+        let other = TableId {
+            view: view.to_owned(),
+            version,
+            build,
+        };
+        let name = table_name(&other);
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\"; DROP TABLE IF EXISTS \"{name}_ix\";"))
+            .map_err(err(format!("dropping table {other}")))?;
+        tx.execute(
+            "DELETE FROM factum_view_tables WHERE view = ?1 AND version = ?2 AND build = ?3",
+            params![view, version, build],
+        )
+        .map_err(err(format!("dropping table {other}")))?;
+    }
+    Ok(())
 }
