@@ -33,13 +33,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: view_child sqlite <file> <events> | postgres <url> <schema> <events>".into()),
     };
     let n: u64 = n.parse()?;
+    // Smaller batches make a catch-up last long enough to kill it in the middle.
+    let batch: usize = std::env::var("FACTUM_CHILD_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(500);
     // Every child writes the same log, so every process sees one log.
     let log: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     write_log(&*log, n, CHILD_STREAMS).await;
     let app = App::builder()
         .shared_store(log)
         .shared_view_store(view_store)
-        .view_batch(500)
+        .view_batch(batch)
         .build();
     app.start_view::<Tally>().await?;
     say("ready");
