@@ -129,10 +129,12 @@ fn strip_on_attrs(item: &mut ItemImpl) {
 
 fn parse_handlers<'a>(item: &'a ItemImpl, cx: &Ctxt) -> Vec<Handler<'a>> {
     let mut out = Vec::new();
+    let mut saw_on = false;
     for it in &item.items {
         let ImplItem::Fn(method) = it else { continue };
         let ons: Vec<_> = method.attrs.iter().filter(|a| is_on(a)).collect();
         let Some(on) = ons.first() else { continue };
+        saw_on = true;
         if ons.len() > 1 {
             cx.error_spanned_by(ons[1], "duplicate #[on] on one method");
         }
@@ -142,7 +144,7 @@ fn parse_handlers<'a>(item: &'a ItemImpl, cx: &Ctxt) -> Vec<Handler<'a>> {
             out.push(handler);
         }
     }
-    if out.is_empty() {
+    if !saw_on {
         cx.error_spanned_by(&item.self_ty, "a #[view] needs at least one #[on] method");
     }
     out
