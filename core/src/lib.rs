@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod entity;
 pub mod event;
+pub mod rules;
 pub mod runtime;
 pub mod store;
 pub mod testkit;
@@ -17,9 +18,13 @@ pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
 pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
-pub use store::{EventStore, MemoryStore, RecordedEvent};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
+/// Command, event and correlation ids.
+pub use uuid::Uuid;
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///
@@ -86,8 +91,8 @@ pub use factum_macros::Event;
 /// - Other methods are left as written.
 ///
 /// Generated: `enum <Type>Event` (one variant per event type, named after it;
-/// `From` each event; [`EventSet`]; serde as `{"type": <stable name>, "data":
-/// <event>}`), `enum <Type>Command` (one variant per command type; `From`
+/// `From` each event; [`EventSet`]; serde as the one-entry map
+/// `{<stable name>: <event>}`), `enum <Type>Command` (one variant per command type; `From`
 /// each command), the dispatch `fn handle(&self, <Type>Command, &Context) ->
 /// Result<Vec<<Type>Event>, Error>`, `impl Entity`, and an entry in the
 /// [entity registry](entity::registry). Structural mistakes are compile errors

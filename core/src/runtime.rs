@@ -38,14 +38,17 @@ struct Inner {
     clock: Arc<dyn Clock>,
     max_attempts: u32,
     cache_capacity: usize,
-    cache: Mutex<HashMap<TypeId, HashMap<Arc<str>, Arc<dyn Any + Send + Sync>>>>,
+    cache: Mutex<HashMap<TypeId, EntityCache>>,
     views: crate::view::Registry,
 }
+
+/// One entity type's cached slots by id; each value is an `Arc<Slot<E>>`.
+type EntityCache = HashMap<Arc<str>, Arc<dyn Any + Send + Sync>>;
 
 /// Configures an [`App`]. Start with [`App::builder`].
 pub struct AppBuilder {
     store: Option<Arc<dyn EventStore>>,
-    codec: Codec,
+    codec: Option<Codec>,
     clock: Arc<dyn Clock>,
     max_attempts: u32,
     cache_capacity: usize,
@@ -84,10 +87,11 @@ impl AppBuilder {
         self
     }
 
-    /// The codec new events and snapshots are written with (default JSON).
-    /// Stored records always decode with the codec that wrote them.
+    /// The codec new events and snapshots are written with (default: the
+    /// store's, [`EventStore::codec`]). Stored records always decode with the
+    /// codec that wrote them.
     pub fn codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
+        self.codec = Some(codec);
         self
     }
 
@@ -112,10 +116,11 @@ impl AppBuilder {
 
     /// The app.
     pub fn build(self) -> App {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         App {
             inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                codec: self.codec,
+                codec: self.codec.unwrap_or_else(|| store.codec()),
+                store,
                 clock: self.clock,
                 max_attempts: self.max_attempts,
                 cache_capacity: self.cache_capacity,
@@ -143,7 +148,7 @@ impl App {
     pub fn builder() -> AppBuilder {
         AppBuilder {
             store: None,
-            codec: Codec::Json,
+            codec: None,
             clock: Arc::new(SystemClock),
             max_attempts: 16,
             cache_capacity: 100_000,
@@ -155,6 +160,21 @@ impl App {
     /// An app over a fresh [`MemoryStore`]: for tests and examples that need no disk.
     pub fn in_memory() -> App {
         App::builder().build()
+    }
+
+    /// An app over the SQLite file at `path` (created if missing): the embedded
+    /// default, durable (`synchronous=FULL`), one file. For other SQLite options
+    /// build a [`SqliteStore`](crate::store::SqliteStore) and use [`App::new`].
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<App, StoreError> {
+        let path = path.as_ref().to_owned();
+        let store = tokio::task::spawn_blocking(move || crate::store::SqliteStore::open(path))
+            .await
+            .map_err(|e| StoreError::Backend {
+                backend: "sqlite",
+                context: "opening the store".to_owned(),
+                source: Box::new(e),
+            })??;
+        Ok(App::new(store))
     }
 
     /// An app over `store` with the other defaults.

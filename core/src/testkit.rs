@@ -137,11 +137,7 @@ impl<E: Entity + PartialEq> Outcome<E> {
         let expected: Vec<E::Event> = expected.into_iter().collect();
         match &self.result {
             Ok(actual) if *actual == expected => {}
-            Ok(actual) => self.fail(
-                "other events than expected",
-                &expected,
-                &format!("{}", list(actual)),
-            ),
+            Ok(actual) => self.fail("other events than expected", &expected, &list(actual)),
             Err(error) => self.fail(
                 "a rejection instead of events",
                 &expected,

@@ -52,8 +52,8 @@ impl Timestamp {
         Timestamp::from(SystemTime::now())
     }
 
-    /// This timestamp moved forward by `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
+    /// This timestamp moved forward by `d` (saturating); also `timestamp + d`.
+    pub fn plus(self, d: Duration) -> Self {
         let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(micros))
     }
@@ -103,6 +103,13 @@ impl Timestamp {
         let days = days_from_civil(year, month, day);
         let secs = days * 86_400 + hour * 3_600 + minute * 60 + second;
         Ok(Timestamp(secs * 1_000_000 + micros))
+    }
+}
+
+impl std::ops::Add<Duration> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, d: Duration) -> Timestamp {
+        self.plus(d)
     }
 }
 

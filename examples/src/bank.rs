@@ -118,7 +118,7 @@ pub enum AccountError {
     #[error("the amount must be above zero")]
     ZeroAmount,
     /// More than the balance.
-    #[error("insufficient funds: the balance is {balance}, {requested} was requested")]
+    #[error("insufficient funds: the balance is {}, {} was requested", money(*.balance), money(*.requested))]
     Insufficient {
         /// What there is.
         balance: u64,
@@ -126,7 +126,7 @@ pub enum AccountError {
         requested: u64,
     },
     /// Close with money left.
-    #[error("the balance is {0}; empty the account before closing it")]
+    #[error("the balance is {}; empty the account before closing it", money(*.0))]
     NotEmpty(u64),
 }
 
@@ -153,7 +153,10 @@ impl Account {
             return Err(AccountError::AlreadyOpen);
         }
         let number = 10_000_000 + (ctx.random_below(90_000_000) as u32);
-        Ok(Opened { owner: cmd.owner, number })
+        Ok(Opened {
+            owner: cmd.owner,
+            number,
+        })
     }
 
     #[handle]
@@ -167,21 +170,30 @@ impl Account {
     fn withdraw(&self, cmd: Withdraw, ctx: &Context) -> Result<Withdrawn, AccountError> {
         self.usable()?;
         self.covers(cmd.amount)?;
-        Ok(Withdrawn { amount: cmd.amount, at: ctx.now() })
+        Ok(Withdrawn {
+            amount: cmd.amount,
+            at: ctx.now(),
+        })
     }
 
     #[handle]
     fn transfer_out(&self, cmd: TransferOut) -> Result<TransferredOut, AccountError> {
         self.usable()?;
         self.covers(cmd.amount)?;
-        Ok(TransferredOut { to: cmd.to, amount: cmd.amount })
+        Ok(TransferredOut {
+            to: cmd.to,
+            amount: cmd.amount,
+        })
     }
 
     #[handle]
     fn transfer_in(&self, cmd: TransferIn) -> Result<TransferredIn, AccountError> {
         self.usable()?;
         nonzero(cmd.amount)?;
-        Ok(TransferredIn { from: cmd.from, amount: cmd.amount })
+        Ok(TransferredIn {
+            from: cmd.from,
+            amount: cmd.amount,
+        })
     }
 
     #[handle]
@@ -239,14 +251,21 @@ impl Account {
     fn covers(&self, amount: u64) -> Result<(), AccountError> {
         nonzero(amount)?;
         if amount > self.balance {
-            return Err(AccountError::Insufficient { balance: self.balance, requested: amount });
+            return Err(AccountError::Insufficient {
+                balance: self.balance,
+                requested: amount,
+            });
         }
         Ok(())
     }
 }
 
 fn nonzero(amount: u64) -> Result<(), AccountError> {
-    if amount == 0 { Err(AccountError::ZeroAmount) } else { Ok(()) }
+    if amount == 0 {
+        Err(AccountError::ZeroAmount)
+    } else {
+        Ok(())
+    }
 }
 
 /// Formats cents as `12.34`.

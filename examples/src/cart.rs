@@ -108,7 +108,10 @@ impl Cart {
         if cmd.quantity == 0 {
             return Err(CartError::ZeroQuantity);
         }
-        Ok(ItemAdded { sku: cmd.sku, quantity: cmd.quantity })
+        Ok(ItemAdded {
+            sku: cmd.sku,
+            quantity: cmd.quantity,
+        })
     }
 
     #[handle]
@@ -119,9 +122,16 @@ impl Cart {
         }
         let held = self.items.get(&cmd.sku).copied().unwrap_or(0);
         if held < cmd.quantity {
-            return Err(CartError::NotInCart { sku: cmd.sku, held, requested: cmd.quantity });
+            return Err(CartError::NotInCart {
+                sku: cmd.sku,
+                held,
+                requested: cmd.quantity,
+            });
         }
-        Ok(ItemRemoved { sku: cmd.sku, quantity: cmd.quantity })
+        Ok(ItemRemoved {
+            sku: cmd.sku,
+            quantity: cmd.quantity,
+        })
     }
 
     #[handle]
@@ -130,7 +140,10 @@ impl Cart {
         if self.items.is_empty() {
             return Err(CartError::Empty);
         }
-        Ok(CheckedOut { at: ctx.now(), order_id: uuid_like::OrderId(ctx.uuid().to_string()) })
+        Ok(CheckedOut {
+            at: ctx.now(),
+            order_id: uuid_like::OrderId(ctx.uuid().to_string()),
+        })
     }
 
     #[apply]
@@ -156,7 +169,11 @@ impl Cart {
 
 impl Cart {
     fn changeable(&self) -> Result<(), CartError> {
-        if self.checked_out { Err(CartError::CheckedOut) } else { Ok(()) }
+        if self.checked_out {
+            Err(CartError::CheckedOut)
+        } else {
+            Ok(())
+        }
     }
 }
 

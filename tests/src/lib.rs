@@ -3,5 +3,4 @@
 
 pub mod handwritten;
 pub mod views;
-#[cfg(feature = "postgres")]
 pub mod pg;

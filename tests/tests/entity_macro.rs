@@ -333,19 +333,14 @@ fn the_event_enum_names_each_event_by_its_stable_name() {
 }
 
 #[test]
-fn the_event_enum_serializes_with_the_stable_name_as_tag() {
+fn the_event_enum_serializes_with_the_stable_name_as_its_key() {
     let e: AccountEvent = Deposited { amount: 5 }.into();
     let json = serde_json::to_value(&e).unwrap();
-    assert_eq!(
-        json,
-        serde_json::json!({"type": "account.deposited", "data": {"amount": 5}})
-    );
-    // From text, not from `json`: a `serde_json::Value` map sorts its keys,
-    // which puts `data` before `type`.
+    assert_eq!(json, serde_json::json!({"account.deposited": {"amount": 5}}));
+    assert_eq!(serde_json::from_value::<AccountEvent>(json).unwrap(), e);
     let text = serde_json::to_string(&e).unwrap();
-    assert_eq!(text, r#"{"type":"account.deposited","data":{"amount":5}}"#);
-    let back: AccountEvent = serde_json::from_str(&text).unwrap();
-    assert_eq!(back, e);
+    assert_eq!(text, r#"{"account.deposited":{"amount":5}}"#);
+    assert_eq!(serde_json::from_str::<AccountEvent>(&text).unwrap(), e);
 
     // A compact, non-self-describing format reads the same map.
     let bytes = Codec::Postcard.encode(&e).unwrap();
@@ -357,18 +352,23 @@ fn the_event_enum_serializes_with_the_stable_name_as_tag() {
 }
 
 #[test]
-fn deserializing_an_unknown_name_or_data_before_type_is_a_clear_error() {
-    let unknown = serde_json::from_str::<AccountEvent>(r#"{"type": "account.exploded", "data": {}}"#)
+fn deserializing_an_unknown_name_or_two_events_in_one_map_is_a_clear_error() {
+    let unknown = serde_json::from_str::<AccountEvent>(r#"{"account.exploded": {}}"#)
         .unwrap_err()
         .to_string();
     assert!(unknown.contains("account.exploded"), "{unknown}");
     assert!(unknown.contains("account.deposited"), "{unknown}");
 
-    let swapped =
-        serde_json::from_str::<AccountEvent>(r#"{"data": {"amount": 1}, "type": "account.deposited"}"#)
-            .unwrap_err()
-            .to_string();
-    assert!(swapped.contains("before its `type`"), "{swapped}");
+    let two = serde_json::from_str::<AccountEvent>(
+        r#"{"account.deposited": {"amount": 1}, "account.deposited": {"amount": 2}}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(two.contains("one-entry map"), "{two}");
+    let none = serde_json::from_str::<AccountEvent>("{}")
+        .unwrap_err()
+        .to_string();
+    assert!(none.contains("one-entry map"), "{none}");
 }
 
 #[test]

@@ -144,7 +144,7 @@ fn an_entity_in_a_module_that_shadows_the_prelude_compiles_and_works() {
 
     let e = shadowed::CounterEvent::from(shadowed::AddedV2 { by: 2 });
     let json = serde_json::to_string(&e).unwrap();
-    assert_eq!(json, r#"{"type":"counter.added","data":{"by":2}}"#);
+    assert_eq!(json, r#"{"counter.added":{"by":2}}"#);
     assert_eq!(serde_json::from_str::<shadowed::CounterEvent>(&json).unwrap(), e);
 
     let v1 = Codec::Json.encode(&shadowed::Added { by: 3 }).unwrap();

@@ -116,7 +116,6 @@ fn a_sqlite_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     crash_and_resume(args, || Arc::new(factum::view::SqliteViewStore::open(&path).expect("open")));
 }
 
-#[cfg(feature = "postgres")]
 #[test]
 fn a_postgres_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     let Some(url) = factum_tests::pg::url("a_postgres_view_killed_during_catch_up") else { return };

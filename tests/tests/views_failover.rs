@@ -2,7 +2,6 @@
 //! same view; exactly one runs it (an advisory lock); when that one is
 //! SIGKILLed mid catch-up, the other takes over from the stored checkpoint and
 //! the view ends equal to a fresh fold (no loss, no duplicate).
-#![cfg(feature = "postgres")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

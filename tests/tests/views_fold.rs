@@ -79,7 +79,6 @@ async fn sqlite_view_folds_rows_keys_indexes_and_deletes() {
     folds_rows_keys_indexes_and_deletes(SqliteViewStore::open(dir.path().join("views.db")).unwrap()).await;
 }
 
-#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_view_folds_rows_keys_indexes_and_deletes() {
     let Some(store) = factum_tests::pg::view_store("fold").await else { return };

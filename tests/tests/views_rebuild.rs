@@ -128,7 +128,6 @@ async fn sqlite_version_bump_and_rebuild_swap_blue_green() {
     bumping_the_version_rebuilds_beside_the_live_table(Arc::new(store), 5).await;
 }
 
-#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_version_bump_and_rebuild_swap_blue_green() {
     let Some(store) = factum_tests::pg::view_store("rebuild").await else { return };

@@ -5,8 +5,14 @@
 //! are facts. Every backend passes the same conformance suite (`tests/`).
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
 use std::sync::Arc;
 
@@ -206,6 +212,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// The latest snapshot of a stream, if any.
     async fn load_snapshot(&self, stream_type: &str, stream_id: &str)
     -> Result<Option<Snapshot>, StoreError>;
+
+    /// The codec new events and snapshots should be encoded with; each record
+    /// still names its own codec, so changing it never breaks old records.
+    fn codec(&self) -> Codec {
+        Codec::Json
+    }
 
     /// A short name for messages ("memory", "sqlite", "postgres").
     fn backend(&self) -> &'static str;

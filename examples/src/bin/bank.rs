@@ -26,19 +26,57 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ada = app.entity::<Account>("acc-ada");
     let grace = app.entity::<Account>("acc-grace");
 
-    report("open Ada's account", &ada, ada.send(Open { owner: "Ada".into() }).await);
-    report("open Grace's account", &grace, grace.send(Open { owner: "Grace".into() }).await);
-    report("deposit 100.00 to Ada", &ada, ada.send(Deposit { amount: 100_00 }).await);
-    report("deposit 50.00 to Grace", &grace, grace.send(Deposit { amount: 50_00 }).await);
-    report("withdraw 30.00 from Ada", &ada, ada.send(Withdraw { amount: 30_00 }).await);
-    report("withdraw 1000.00 from Grace", &grace, grace.send(Withdraw { amount: 1000_00 }).await);
+    report(
+        "open Ada's account",
+        &ada,
+        ada.send(Open { owner: "Ada".into() }).await,
+    );
+    report(
+        "open Grace's account",
+        &grace,
+        grace
+            .send(Open {
+                owner: "Grace".into(),
+            })
+            .await,
+    );
+    report(
+        "deposit 100.00 to Ada",
+        &ada,
+        ada.send(Deposit { amount: 100_00 }).await,
+    );
+    report(
+        "deposit 50.00 to Grace",
+        &grace,
+        grace.send(Deposit { amount: 50_00 }).await,
+    );
+    report(
+        "withdraw 30.00 from Ada",
+        &ada,
+        ada.send(Withdraw { amount: 30_00 }).await,
+    );
+    report(
+        "withdraw 1000.00 from Grace",
+        &grace,
+        grace.send(Withdraw { amount: 1000_00 }).await,
+    );
     report("deposit 0.00 to Ada", &ada, ada.send(Deposit { amount: 0 }).await);
     // A transfer is two commands on two entities; the transfer workflow makes it durable.
-    let out = ada.send(TransferOut { to: grace.id().into(), amount: 25_00 }).await;
+    let out = ada
+        .send(TransferOut {
+            to: grace.id().into(),
+            amount: 25_00,
+        })
+        .await;
     let debited = out.is_ok();
     report("transfer 25.00 from Ada (debit)", &ada, out);
     if debited {
-        let credit = grace.send(TransferIn { from: ada.id().into(), amount: 25_00 }).await;
+        let credit = grace
+            .send(TransferIn {
+                from: ada.id().into(),
+                amount: 25_00,
+            })
+            .await;
         report("transfer 25.00 to Grace (credit)", &grace, credit);
     }
     report("close Grace's account", &grace, grace.send(Close).await);
@@ -84,7 +122,11 @@ async fn print_summary(app: &App) -> Result<(), Box<dyn std::error::Error>> {
 
 fn report(what: &str, account: &EntityRef<Account>, step: Step) {
     match step {
-        Ok(done) => println!("{what:<34} ok       {} now at version {}", account.id(), done.version),
+        Ok(done) => println!(
+            "{what:<34} ok       {} now at version {}",
+            account.id(),
+            done.version
+        ),
         Err(CommandError::Rejected(why)) => println!("{what:<34} refused  {why}"),
         Err(other) => println!("{what:<34} FAILED   {other}"),
     }
@@ -108,7 +150,13 @@ async fn print_audit_trail(account: &EntityRef<Account>) -> Result<(), Box<dyn s
         state.owner,
         state.number,
         money(state.balance),
-        if state.closed { "closed" } else if state.open { "open" } else { "never opened" }
+        if state.closed {
+            "closed"
+        } else if state.open {
+            "open"
+        } else {
+            "never opened"
+        }
     );
     Ok(())
 }

@@ -3,8 +3,8 @@
 //!
 //! `cargo run -p factum-examples --bin cart`
 
-use factum::prelude::*;
 use factum::EventSet;
+use factum::prelude::*;
 use factum_examples::cart::{AddItem, Cart, CheckOut, PopularItem, RemoveItem};
 
 #[tokio::main]
@@ -12,12 +12,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = App::in_memory();
     app.start_views().await?;
     let cart = app.entity::<Cart>("cart-1");
-    let item = |sku: &str, quantity| AddItem { sku: sku.into(), quantity };
+    let item = |sku: &str, quantity| AddItem {
+        sku: sku.into(),
+        quantity,
+    };
     let steps: Vec<(&str, <Cart as Entity>::Command)> = vec![
         ("add 2 books", item("book", 2).into()),
         ("add 1 lamp", item("lamp", 1).into()),
-        ("remove 3 books", RemoveItem { sku: "book".into(), quantity: 3 }.into()),
-        ("remove 1 book", RemoveItem { sku: "book".into(), quantity: 1 }.into()),
+        (
+            "remove 3 books",
+            RemoveItem {
+                sku: "book".into(),
+                quantity: 3,
+            }
+            .into(),
+        ),
+        (
+            "remove 1 book",
+            RemoveItem {
+                sku: "book".into(),
+                quantity: 1,
+            }
+            .into(),
+        ),
         ("check out", CheckOut.into()),
         ("add 1 pen after checkout", item("pen", 1).into()),
     ];

@@ -298,14 +298,13 @@ fn event_set(en: &Entity, events: &Ident) -> TokenStream {
     }
 }
 
-/// serde for the event enum as `{"type": <stable name>, "data": <event>}`.
+/// serde for the event enum as a one-entry map `{<stable name>: <event>}`.
 ///
-/// Deserializing reads `type` first and then decodes `data` as the type it
-/// names, so no intermediate value is buffered; `data` before `type` is a
-/// clear error rather than a silent buffer.
+/// The stable name is the key, so the form has no key order to get wrong
+/// (a `serde_json::Value` sorts keys) and decodes without buffering.
 fn event_serde(events: &Ident, idents: &[&Ident], types: &[&Type]) -> TokenStream {
     let serde = quote!(::factum::__private::serde);
-    let expecting = format!("a `{events}` as a map {{\"type\": <event name>, \"data\": <event>}}");
+    let expecting = format!("a `{events}` as a one-entry map {{<event name>: <event>}}");
     quote! {
         #[automatically_derived]
         impl #serde::Serialize for #events {
@@ -313,55 +312,19 @@ fn event_serde(events: &Ident, idents: &[&Ident], types: &[&Type]) -> TokenStrea
             where
                 __S: #serde::Serializer,
             {
-                let mut __map = #serde::Serializer::serialize_map(__serializer, ::core::option::Option::Some(2))?;
-                #serde::ser::SerializeMap::serialize_entry(&mut __map, "type", ::factum::EventSet::name(self))?;
+                let mut __map = #serde::Serializer::serialize_map(__serializer, ::core::option::Option::Some(1))?;
                 match self {
-                    #(#events::#idents(__event) => #serde::ser::SerializeMap::serialize_entry(&mut __map, "data", __event)?,)*
+                    #(#events::#idents(__event) => #serde::ser::SerializeMap::serialize_entry(
+                        &mut __map,
+                        <#types as ::factum::Event>::NAME,
+                        __event,
+                    )?,)*
                 }
                 #serde::ser::SerializeMap::end(__map)
             }
         }
 
-        /// A key of the serialized map.
-        enum __Key {
-            Type,
-            Data,
-        }
-
-        struct __KeyVisitor;
-
-        #[automatically_derived]
-        impl<'de> #serde::de::Visitor<'de> for __KeyVisitor {
-            type Value = __Key;
-
-            fn expecting(&self, __f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Formatter::write_str(__f, "`type` or `data`")
-            }
-
-            fn visit_str<__E>(self, __value: &str) -> ::core::result::Result<__Key, __E>
-            where
-                __E: #serde::de::Error,
-            {
-                match __value {
-                    "type" => ::core::result::Result::Ok(__Key::Type),
-                    "data" => ::core::result::Result::Ok(__Key::Data),
-                    _ => ::core::result::Result::Err(#serde::de::Error::unknown_field(__value, &["type", "data"])),
-                }
-            }
-        }
-
-        #[automatically_derived]
-        impl<'de> #serde::Deserialize<'de> for __Key {
-            fn deserialize<__D>(__deserializer: __D) -> ::core::result::Result<Self, __D::Error>
-            where
-                __D: #serde::Deserializer<'de>,
-            {
-                // `str`, not `identifier`: compact formats such as postcard only support the former.
-                #serde::Deserializer::deserialize_str(__deserializer, __KeyVisitor)
-            }
-        }
-
-        /// Which event type the `type` key named.
+        /// Which event type the key named.
         #[allow(non_camel_case_types)] // the variants are named after the event types
         enum __Tag {
             #(#idents,)*
@@ -399,6 +362,7 @@ fn event_serde(events: &Ident, idents: &[&Ident], types: &[&Type]) -> TokenStrea
             where
                 __D: #serde::Deserializer<'de>,
             {
+                // `str`, not `identifier`: compact formats such as postcard only support the former.
                 #serde::Deserializer::deserialize_str(__deserializer, __TagVisitor)
             }
         }
@@ -417,38 +381,15 @@ fn event_serde(events: &Ident, idents: &[&Ident], types: &[&Type]) -> TokenStrea
             where
                 __A: #serde::de::MapAccess<'de>,
             {
-                match #serde::de::MapAccess::next_key::<__Key>(&mut __map)? {
-                    ::core::option::Option::Some(__Key::Type) => {}
-                    ::core::option::Option::Some(__Key::Data) => {
-                        return ::core::result::Result::Err(#serde::de::Error::custom(
-                            "event `data` came before its `type`: put the `type` key first (as factum writes it)",
-                        ));
-                    }
-                    ::core::option::Option::None => {
-                        return ::core::result::Result::Err(#serde::de::Error::missing_field("type"));
-                    }
-                }
-                let __tag: __Tag = #serde::de::MapAccess::next_value(&mut __map)?;
-                match #serde::de::MapAccess::next_key::<__Key>(&mut __map)? {
-                    ::core::option::Option::Some(__Key::Data) => {}
-                    ::core::option::Option::Some(__Key::Type) => {
-                        return ::core::result::Result::Err(#serde::de::Error::duplicate_field("type"));
-                    }
-                    ::core::option::Option::None => {
-                        return ::core::result::Result::Err(#serde::de::Error::missing_field("data"));
-                    }
-                }
+                let ::core::option::Option::Some(__tag) = #serde::de::MapAccess::next_key::<__Tag>(&mut __map)? else {
+                    return ::core::result::Result::Err(#serde::de::Error::invalid_length(0, &self));
+                };
                 let __event = match __tag {
                     #(__Tag::#idents => #events::#idents(#serde::de::MapAccess::next_value::<#types>(&mut __map)?),)*
                 };
-                match #serde::de::MapAccess::next_key::<__Key>(&mut __map)? {
+                match #serde::de::MapAccess::next_key::<__Tag>(&mut __map)? {
                     ::core::option::Option::None => ::core::result::Result::Ok(__event),
-                    ::core::option::Option::Some(__Key::Type) => {
-                        ::core::result::Result::Err(#serde::de::Error::duplicate_field("type"))
-                    }
-                    ::core::option::Option::Some(__Key::Data) => {
-                        ::core::result::Result::Err(#serde::de::Error::duplicate_field("data"))
-                    }
+                    ::core::option::Option::Some(_) => ::core::result::Result::Err(#serde::de::Error::invalid_length(2, &self)),
                 }
             }
         }

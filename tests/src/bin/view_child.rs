@@ -25,8 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (view_store, n): (Arc<dyn ViewStore>, &str) = match args.first().map(String::as_str) {
         Some("sqlite") if args.len() == 3 => (Arc::new(factum::view::SqliteViewStore::open(&args[1])?), &args[2]),
-        #[cfg(feature = "postgres")]
-        Some("postgres") if args.len() == 4 => (
+                Some("postgres") if args.len() == 4 => (
             Arc::new(factum::view::PostgresViewStore::connect_in_schema(&args[1], &args[2]).await?),
             &args[3],
         ),

@@ -1,0 +1,1038 @@
+//! The shared event store for several app nodes: PostgreSQL (feature `postgres`).
+//!
+//! Optimistic concurrency is the database's: a unique
+//! `(stream_type, stream_id, version)` constraint, plus a version check in the
+//! same statement so nobody can append past a version they have not seen.
+//!
+//! # Gap-safe global feed: positions are assigned in commit order
+//!
+//! The classic hazard: transaction A takes position 10 from a sequence, B takes
+//! 11 and commits first; a reader that sees 11 and moves on never sees 10. This
+//! store does not use a sequence. Positions come from a one-row counter table
+//! (`head`), incremented by the append statement itself: the row lock it takes
+//! is held until commit, so the next appender can only read the counter after
+//! the previous one has committed (and become visible — PostgreSQL publishes a
+//! commit before it releases the transaction's locks). Hence positions are
+//! handed out in commit order, a reader that sees position p already sees every
+//! position below p, and `read_all` is a plain `position >= $1` scan. An aborted
+//! append rolls the counter back with it, so positions are also gap-free.
+//!
+//! The price is that appends serialize on the counter from increment to commit.
+//! Each node therefore batches: one writer task per store drains every queued
+//! append into ONE statement (one round trip, one commit, one WAL flush for the
+//! batch), so throughput scales with concurrency instead of being one commit
+//! per event. The alternative — a sequence plus a reader filter on
+//! `pg_current_xact_id() < pg_snapshot_xmin(pg_current_snapshot())` — lets
+//! appends commit in parallel, but it is only gap-safe when the feed is ordered
+//! by transaction id, not by position (a later transaction id can hold an
+//! earlier position), and this store's contract is a gap-free `u64` position.
+//!
+//! # Payloads
+//!
+//! A JSON-codec payload is stored as `jsonb` (queryable in SQL; key order and
+//! whitespace are PostgreSQL's on the way back, the value is the same), a
+//! binary-codec payload as `bytea`; exactly one of `payload_json` /
+//! `payload_bin` is set per row. Snapshots are stored as `bytea`.
+//!
+//! `watch_head` is fed by this node's own commits, by `LISTEN`/`NOTIFY` (a
+//! statement trigger notifies on every append, from any node), and by a slow
+//! poll in case a notification is lost.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{AsyncMessage, NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, validate_append,
+};
+use crate::codec::Codec;
+use crate::time::Timestamp;
+
+const BACKEND: &str = "postgres";
+
+/// Schema migrations; `{s}` is the store's schema name. Migration `n` takes the
+/// schema from version `n - 1` to `n`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE {s}.events (
+        position       bigint   PRIMARY KEY,
+        stream_type    text     NOT NULL,
+        stream_id      text     NOT NULL,
+        version        bigint   NOT NULL,
+        event_type     text     NOT NULL,
+        schema_version bigint   NOT NULL,
+        codec          smallint NOT NULL,
+        payload_json   jsonb,
+        payload_bin    bytea,
+        event_id       uuid     NOT NULL,
+        recorded_at    bigint   NOT NULL,
+        command_id     uuid     NOT NULL,
+        causation_id   uuid,
+        correlation_id uuid     NOT NULL,
+        UNIQUE (stream_type, stream_id, version)
+    );
+    CREATE TABLE {s}.head (
+        id       integer PRIMARY KEY CHECK (id = 1),
+        position bigint  NOT NULL
+    );
+    INSERT INTO {s}.head (id, position) VALUES (1, 0);
+    CREATE TABLE {s}.snapshots (
+        stream_type text     NOT NULL,
+        stream_id   text     NOT NULL,
+        version     bigint   NOT NULL,
+        codec       smallint NOT NULL,
+        payload     bytea    NOT NULL,
+        PRIMARY KEY (stream_type, stream_id)
+    );
+    CREATE FUNCTION {s}.notify_append() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{channel}', '');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER notify_append AFTER INSERT ON {s}.events
+        FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_append();
+"];
+
+/// One batch of appends, one statement. Parameters: per request ($1..$3) and
+/// per event ($4..$15). See the module docs for why `head` assigns positions.
+const APPEND_SQL: &str = "
+WITH req AS MATERIALIZED (
+    SELECT r.idx, r.stream_type, r.stream_id, r.expected,
+           (SELECT coalesce(max(e.version), 0) FROM {s}.events e
+             WHERE e.stream_type = r.stream_type AND e.stream_id = r.stream_id) AS actual
+    FROM unnest($1::text[], $2::text[], $3::int8[]) WITH ORDINALITY AS r(stream_type, stream_id, expected, idx)
+),
+ev AS MATERIALIZED (
+    SELECT row_number() OVER (ORDER BY u.req, u.ord) AS n,
+           req.stream_type, req.stream_id, req.expected + u.ord AS version,
+           u.event_type, u.schema_version, u.codec, u.payload_json, u.payload_bin,
+           u.event_id, u.recorded_at, u.command_id, u.causation_id, u.correlation_id
+    FROM unnest($4::int8[], $5::int8[], $6::text[], $7::int8[], $8::int2[], $9::text[], $10::bytea[],
+                $11::uuid[], $12::int8[], $13::uuid[], $14::uuid[], $15::uuid[])
+         AS u(req, ord, event_type, schema_version, codec, payload_json, payload_bin,
+              event_id, recorded_at, command_id, causation_id, correlation_id)
+    JOIN req ON req.idx = u.req AND req.actual = req.expected
+),
+h AS (
+    UPDATE {s}.head SET position = position + (SELECT count(*) FROM ev)
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM ev)
+    RETURNING position - (SELECT count(*) FROM ev) AS base
+),
+ins AS (
+    INSERT INTO {s}.events (position, stream_type, stream_id, version, event_type, schema_version, codec,
+                            payload_json, payload_bin, event_id, recorded_at, command_id, causation_id,
+                            correlation_id)
+    SELECT h.base + ev.n, ev.stream_type, ev.stream_id, ev.version, ev.event_type, ev.schema_version,
+           ev.codec, ev.payload_json::jsonb, ev.payload_bin, ev.event_id, ev.recorded_at, ev.command_id,
+           ev.causation_id, ev.correlation_id
+    FROM ev CROSS JOIN h
+    RETURNING position, stream_type, stream_id
+)
+SELECT req.idx, req.actual,
+       (SELECT min(i.position) FROM ins i WHERE i.stream_type = req.stream_type AND i.stream_id = req.stream_id),
+       (SELECT max(i.position) FROM ins i WHERE i.stream_type = req.stream_type AND i.stream_id = req.stream_id)
+FROM req ORDER BY req.idx";
+
+const EVENT_COLUMNS: &str = "position, stream_type, stream_id, version, event_type, schema_version, codec, \
+     payload_json::text, payload_bin, event_id, recorded_at, command_id, causation_id, correlation_id";
+
+fn backend_error(
+    context: impl Into<String>,
+    source: impl Into<Box<dyn StdError + Send + Sync>>,
+) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        context: context.into(),
+        source: source.into(),
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Settings for [`PostgresStore`]; start with [`PostgresStore::connect`] and
+/// `.await` it (or call [`open`](PostgresOptions::open)).
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    url: String,
+    schema: String,
+    codec: Codec,
+    pool_size: usize,
+    max_batch: usize,
+    poll_interval: Duration,
+}
+
+impl PostgresOptions {
+    /// The PostgreSQL schema the store's tables live in (`factum` by default),
+    /// created if missing. Letters, digits and `_`, not starting with a digit.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// The codec new events and snapshots are written with; JSON by default.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The most connections the store opens (16 by default; one more listens for appends).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(2);
+        self
+    }
+
+    /// The most append requests one batch statement takes (512 by default).
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How often the head is polled in case a notification is lost (1 s by default).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Connects, creates or migrates the schema, and starts the writer and listener tasks.
+    pub async fn open(self) -> Result<PostgresStore, StoreError> {
+        PostgresStore::open_with(self).await
+    }
+}
+
+impl IntoFuture for PostgresOptions {
+    type Output = Result<PostgresStore, StoreError>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.open())
+    }
+}
+
+/// The PostgreSQL [`EventStore`]. Cloning shares the pool and the writer.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    schema: String,
+    codec: Codec,
+    commands: mpsc::UnboundedSender<Pending>,
+    head: Arc<watch::Sender<u64>>,
+    sql: Sql,
+    _tasks: Vec<AbortOnDrop>,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The statements, with the schema name filled in once.
+struct Sql {
+    append: String,
+    read_stream: String,
+    read_all: String,
+    stream_version: String,
+    head: String,
+    save_snapshot: String,
+    load_snapshot: String,
+}
+
+impl Sql {
+    fn new(s: &str) -> Sql {
+        Sql {
+            append: APPEND_SQL.replace("{s}", s),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE stream_type = $1 AND stream_id = $2 \
+                 AND version >= $3 ORDER BY version LIMIT $4"
+            ),
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE position >= $1 ORDER BY position LIMIT $2"
+            ),
+            stream_version: format!(
+                "SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_type = $1 AND stream_id = $2"
+            ),
+            head: format!("SELECT position FROM {s}.head WHERE id = 1"),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots AS old (stream_type, stream_id, version, codec, payload) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (stream_type, stream_id) DO UPDATE SET \
+                   version = excluded.version, codec = excluded.codec, payload = excluded.payload \
+                 WHERE excluded.version > old.version"
+            ),
+            load_snapshot: format!(
+                "SELECT version, codec, payload FROM {s}.snapshots WHERE stream_type = $1 AND stream_id = $2"
+            ),
+        }
+    }
+}
+
+struct Pending {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 50
+}
+
+impl PostgresStore {
+    /// Options for a store on the database at `url`
+    /// (`postgres://user@host:port/db`); `.await` them to connect:
+    /// `PostgresStore::connect(url).schema("app").await?`.
+    pub fn connect(url: impl Into<String>) -> PostgresOptions {
+        PostgresOptions {
+            url: url.into(),
+            schema: "factum".into(),
+            codec: Codec::Json,
+            pool_size: 16,
+            max_batch: 512,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The schema the store's tables live in.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    async fn open_with(options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        if !valid_schema_name(&options.schema) {
+            return Err(backend_error(
+                "connecting",
+                format!(
+                    "`{}` is not a usable schema name (lowercase letters, digits and `_`, at most 50)",
+                    options.schema
+                ),
+            ));
+        }
+        let config = tokio_postgres::Config::from_str(&options.url)
+            .map_err(|e| backend_error("parsing the connection URL", e))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .build()
+            .map_err(|e| backend_error("building the connection pool", e))?;
+        let schema = options.schema.clone();
+        let channel = format!("factum_{schema}");
+        migrate(&pool, &schema, &channel).await?;
+        let sql = Sql::new(&schema);
+
+        let head_now = {
+            let client = pool.get().await.map_err(|e| backend_error("connecting", e))?;
+            let row = client
+                .query_one(&sql.head, &[])
+                .await
+                .map_err(|e| backend_error("reading the head", e))?;
+            u64::try_from(
+                row.try_get::<_, i64>(0)
+                    .map_err(|e| backend_error("reading the head", e))?,
+            )
+            .unwrap_or(0)
+        };
+        let head = Arc::new(watch::channel(head_now).0);
+        let (commands, queue) = mpsc::unbounded_channel();
+        let writer = Writer {
+            pool: pool.clone(),
+            append_sql: sql.append.clone(),
+            version_sql: sql.stream_version.clone(),
+            head: head.clone(),
+            max_batch: options.max_batch,
+        };
+        let writer_task = tokio::spawn(writer.run(queue));
+        let listener_task = tokio::spawn(listen(
+            config,
+            pool.clone(),
+            channel,
+            sql.head.clone(),
+            head.clone(),
+            options.poll_interval,
+        ));
+        Ok(PostgresStore {
+            inner: Arc::new(Inner {
+                pool,
+                schema,
+                codec: options.codec,
+                commands,
+                head,
+                sql,
+                _tasks: vec![AbortOnDrop(writer_task), AbortOnDrop(listener_task)],
+            }),
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend_error("taking a connection from the pool", e))
+    }
+
+    async fn query_events(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        context: impl Fn() -> String,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| backend_error(context(), e))?;
+        let rows = client
+            .query(&stmt, params)
+            .await
+            .map_err(|e| backend_error(context(), e))?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+async fn migrate(pool: &Pool, schema: &str, channel: &str) -> Result<(), StoreError> {
+    let fail = |e: tokio_postgres::Error| backend_error(format!("migrating schema {schema}"), e);
+    let mut client = pool.get().await.map_err(|e| backend_error("connecting", e))?;
+    let tx = client.transaction().await.map_err(fail)?;
+    // Serializes nodes that start at the same time on the same schema.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('factum schema ' || $1))",
+        &[&schema],
+    )
+    .await
+    .map_err(fail)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_version (version integer NOT NULL);"
+    ))
+    .await
+    .map_err(fail)?;
+    let current: i32 = tx
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_version"),
+            &[],
+        )
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(fail)?;
+    let latest = MIGRATIONS.len() as i32;
+    if current > latest {
+        return Err(backend_error(
+            format!("opening schema {schema}"),
+            format!(
+                "the schema has version {current}, newer than the {latest} this build of factum knows; \
+                 use a newer factum"
+            ),
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.batch_execute(&sql.replace("{s}", schema).replace("{channel}", channel))
+            .await
+            .map_err(fail)?;
+        tx.execute(
+            &format!("INSERT INTO {schema}.schema_version (version) VALUES ($1)"),
+            &[&(i as i32 + 1)],
+        )
+        .await
+        .map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)
+}
+
+fn raise_head(head: &watch::Sender<u64>, to: u64) {
+    head.send_if_modified(|h| {
+        let newer = to > *h;
+        if newer {
+            *h = to;
+        }
+        newer
+    });
+}
+
+/// Follows other nodes' appends: LISTEN on the store's channel, plus a poll.
+async fn listen(
+    config: tokio_postgres::Config,
+    pool: Pool,
+    channel: String,
+    head_sql: String,
+    head: Arc<watch::Sender<u64>>,
+    poll: Duration,
+) {
+    let (notified_tx, mut notified) = mpsc::unbounded_channel::<()>();
+    let mut _listener = None;
+    if let Ok((client, mut connection)) = config.connect(NoTls).await {
+        let driver = tokio::spawn(async move {
+            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
+            // Keep the client (and so the connection) alive as long as this task.
+            _listener = Some((client, AbortOnDrop(driver)));
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = notified.recv() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+        let Ok(client) = pool.get().await else { continue };
+        if let Ok(row) = client.query_one(&head_sql, &[]).await {
+            if let Ok(position) = row.try_get::<_, i64>(0) {
+                raise_head(&head, u64::try_from(position).unwrap_or(0));
+            }
+        }
+    }
+}
+
+/// This node's appender: one statement per batch of queued appends.
+struct Writer {
+    pool: Pool,
+    append_sql: String,
+    version_sql: String,
+    head: Arc<watch::Sender<u64>>,
+    max_batch: usize,
+}
+
+/// What the batch statement answered for one request.
+struct RequestOutcome {
+    actual: u64,
+    positions: Option<(u64, u64)>,
+}
+
+impl Writer {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Pending>) {
+        let mut deferred: Vec<Pending> = Vec::new();
+        loop {
+            if deferred.is_empty() {
+                match queue.recv().await {
+                    Some(p) => deferred.push(p),
+                    None => return,
+                }
+            }
+            while deferred.len() < self.max_batch {
+                match queue.try_recv() {
+                    Ok(p) => deferred.push(p),
+                    Err(_) => break,
+                }
+            }
+            // One leader per stream per batch. A later request with the same
+            // expected version is certain to conflict whatever the leader's
+            // outcome, so it follows the leader; any other one waits a batch.
+            let mut leaders: Vec<Pending> = Vec::new();
+            let mut followers: Vec<(usize, Pending)> = Vec::new();
+            let mut by_stream: HashMap<(String, String), usize> = HashMap::new();
+            let mut next = Vec::new();
+            for p in deferred.drain(..) {
+                let key = (p.request.stream_type.clone(), p.request.stream_id.clone());
+                match by_stream.get(&key) {
+                    None if leaders.len() < self.max_batch => {
+                        by_stream.insert(key, leaders.len());
+                        leaders.push(p);
+                    }
+                    Some(&i) if leaders[i].request.expected_version == p.request.expected_version => {
+                        followers.push((i, p));
+                    }
+                    _ => next.push(p),
+                }
+            }
+            deferred = next;
+            let results = self.append_batch(&leaders).await;
+            let mut final_versions: Vec<u64> = Vec::with_capacity(leaders.len());
+            let mut top = 0;
+            for (p, result) in leaders.into_iter().zip(results) {
+                final_versions.push(match &result {
+                    Ok(a) => a.version,
+                    Err(StoreError::Conflict { actual, .. }) => *actual,
+                    Err(_) => p.request.expected_version,
+                });
+                if let Ok(a) = &result {
+                    top = top.max(a.last_position);
+                }
+                let _ = p.reply.send(result);
+            }
+            for (leader, p) in followers {
+                let actual = final_versions.get(leader).copied().unwrap_or(0);
+                let _ = p.reply.send(Err(StoreError::Conflict {
+                    stream_type: p.request.stream_type,
+                    stream_id: p.request.stream_id,
+                    expected: p.request.expected_version,
+                    actual,
+                }));
+            }
+            if top > 0 {
+                raise_head(&self.head, top);
+            }
+        }
+    }
+
+    /// Appends distinct-stream requests in one statement. If another node's
+    /// concurrent append makes the statement fail on the unique constraint, the
+    /// requests are retried one by one so only the loser sees the conflict.
+    async fn append_batch(&self, batch: &[Pending]) -> Vec<Result<Appended, StoreError>> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let requests: Vec<&AppendRequest> = batch.iter().map(|p| &p.request).collect();
+        match self.execute(&requests).await {
+            Ok(outcomes) => requests.iter().zip(outcomes).map(|(r, o)| answer(r, o)).collect(),
+            Err(e) if batch.len() > 1 && is_unique_violation(&e) => {
+                let mut out = Vec::with_capacity(batch.len());
+                for request in requests {
+                    out.push(self.append_alone(request).await);
+                }
+                out
+            }
+            Err(e) if is_unique_violation(&e) => vec![self.append_alone(requests[0]).await],
+            Err(e) => {
+                let message = e.to_string();
+                requests
+                    .iter()
+                    .map(|r| backend_error_for(r, message.clone()))
+                    .map(Err)
+                    .collect()
+            }
+        }
+    }
+
+    async fn append_alone(&self, request: &AppendRequest) -> Result<Appended, StoreError> {
+        for _ in 0..3 {
+            match self.execute(&[request]).await {
+                Ok(mut outcomes) => match outcomes.pop() {
+                    Some(o) => return answer(request, o),
+                    None => return Err(backend_error_for(request, "the append returned no row".into())),
+                },
+                Err(e) if is_unique_violation(&e) => {
+                    // Someone else committed this version meanwhile: report what they left.
+                    let actual = self.current_version(request).await?;
+                    if actual != request.expected_version {
+                        return Err(conflict(request, actual));
+                    }
+                }
+                Err(e) => return Err(backend_error_for(request, e.to_string())),
+            }
+        }
+        Err(backend_error_for(
+            request,
+            "the append kept colliding with other writers".into(),
+        ))
+    }
+
+    async fn current_version(&self, request: &AppendRequest) -> Result<u64, StoreError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend_error("taking a connection from the pool", e))?;
+        let row = client
+            .query_one(&self.version_sql, &[&request.stream_type, &request.stream_id])
+            .await
+            .map_err(|e| backend_error_for(request, e.to_string()))?;
+        let v: i64 = row
+            .try_get(0)
+            .map_err(|e| backend_error_for(request, e.to_string()))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    }
+
+    async fn execute(&self, requests: &[&AppendRequest]) -> Result<Vec<RequestOutcome>, ExecError> {
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| ExecError::Other(e.to_string()))?;
+        let stmt = client
+            .prepare_cached(&self.append_sql)
+            .await
+            .map_err(ExecError::Pg)?;
+        let mut stream_types = Vec::with_capacity(requests.len());
+        let mut stream_ids = Vec::with_capacity(requests.len());
+        let mut expected = Vec::with_capacity(requests.len());
+        let n: usize = requests.iter().map(|r| r.events.len()).sum();
+        let mut req = Vec::with_capacity(n);
+        let mut ord = Vec::with_capacity(n);
+        let mut event_type = Vec::with_capacity(n);
+        let mut schema_version = Vec::with_capacity(n);
+        let mut codec = Vec::with_capacity(n);
+        let mut payload_json: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut payload_bin: Vec<Option<&[u8]>> = Vec::with_capacity(n);
+        let mut event_id = Vec::with_capacity(n);
+        let mut recorded_at = Vec::with_capacity(n);
+        let mut command_id = Vec::with_capacity(n);
+        let mut causation_id: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        let mut correlation_id = Vec::with_capacity(n);
+        for (i, r) in requests.iter().enumerate() {
+            stream_types.push(r.stream_type.as_str());
+            stream_ids.push(r.stream_id.as_str());
+            expected.push(to_i64(r.expected_version));
+            for (j, e) in r.events.iter().enumerate() {
+                req.push(i as i64 + 1);
+                ord.push(j as i64 + 1);
+                event_type.push(e.event_type.as_str());
+                schema_version.push(i64::from(e.schema_version));
+                codec.push(i16::from(e.codec.id()));
+                match e.codec {
+                    // Checked to be UTF-8 JSON in `append`.
+                    Codec::Json => {
+                        payload_json.push(std::str::from_utf8(&e.payload).ok());
+                        payload_bin.push(None);
+                    }
+                    Codec::Postcard => {
+                        payload_json.push(None);
+                        payload_bin.push(Some(e.payload.as_slice()));
+                    }
+                }
+                event_id.push(e.metadata.event_id);
+                recorded_at.push(e.metadata.recorded_at.as_micros());
+                command_id.push(e.metadata.command_id);
+                causation_id.push(e.metadata.causation_id);
+                correlation_id.push(e.metadata.correlation_id);
+            }
+        }
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &stream_types,
+                    &stream_ids,
+                    &expected,
+                    &req,
+                    &ord,
+                    &event_type,
+                    &schema_version,
+                    &codec,
+                    &payload_json,
+                    &payload_bin,
+                    &event_id,
+                    &recorded_at,
+                    &command_id,
+                    &causation_id,
+                    &correlation_id,
+                ],
+            )
+            .await
+            .map_err(ExecError::Pg)?;
+        if rows.len() != requests.len() {
+            return Err(ExecError::Other(format!(
+                "the append answered {} rows for {} requests",
+                rows.len(),
+                requests.len()
+            )));
+        }
+        rows.iter()
+            .map(|row| {
+                let actual: i64 = row.try_get(1).map_err(ExecError::Pg)?;
+                let first: Option<i64> = row.try_get(2).map_err(ExecError::Pg)?;
+                let last: Option<i64> = row.try_get(3).map_err(ExecError::Pg)?;
+                Ok(RequestOutcome {
+                    actual: u64::try_from(actual).unwrap_or(0),
+                    positions: first
+                        .zip(last)
+                        .map(|(f, l)| (u64::try_from(f).unwrap_or(0), u64::try_from(l).unwrap_or(0))),
+                })
+            })
+            .collect()
+    }
+}
+
+enum ExecError {
+    Pg(tokio_postgres::Error),
+    Other(String),
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::Pg(e) => write!(f, "{e}"),
+            ExecError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+fn is_unique_violation(e: &ExecError) -> bool {
+    matches!(e, ExecError::Pg(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+}
+
+fn conflict(request: &AppendRequest, actual: u64) -> StoreError {
+    StoreError::Conflict {
+        stream_type: request.stream_type.clone(),
+        stream_id: request.stream_id.clone(),
+        expected: request.expected_version,
+        actual,
+    }
+}
+
+fn backend_error_for(request: &AppendRequest, message: String) -> StoreError {
+    backend_error(
+        format!(
+            "appending to stream {}/{} at version {}",
+            request.stream_type, request.stream_id, request.expected_version
+        ),
+        message,
+    )
+}
+
+fn answer(request: &AppendRequest, outcome: RequestOutcome) -> Result<Appended, StoreError> {
+    if outcome.actual != request.expected_version {
+        return Err(conflict(request, outcome.actual));
+    }
+    let (first_position, last_position) = outcome.positions.unwrap_or((0, 0));
+    Ok(Appended {
+        version: request.expected_version + request.events.len() as u64,
+        first_position,
+        last_position,
+    })
+}
+
+/// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order); a column that
+/// is NULL where the schema forbids it, or of the wrong type, is `Corrupt`.
+fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a Row,
+        i: usize,
+        name: &str,
+    ) -> Result<T, String> {
+        row.try_get::<_, Option<T>>(i)
+            .map_err(|e| format!("column {name}: {e}"))?
+            .ok_or_else(|| format!("column {name} is NULL"))
+    }
+    let stream_type = get::<String>(row, 1, "stream_type");
+    let stream_id = get::<String>(row, 2, "stream_id");
+    let version = get::<i64>(row, 3, "version")
+        .and_then(|v| u64::try_from(v).map_err(|_| format!("column version is negative ({v})")));
+    let decode = || -> Result<RecordedEvent, String> {
+        let position = get::<i64>(row, 0, "position")?;
+        let schema_version = get::<i64>(row, 5, "schema_version")?;
+        let codec_id = get::<i16>(row, 6, "codec")?;
+        let codec = u8::try_from(codec_id)
+            .ok()
+            .and_then(Codec::from_id)
+            .ok_or_else(|| format!("unknown codec id {codec_id}"))?;
+        let payload = match codec {
+            Codec::Json => get::<String>(row, 7, "payload_json")?.into_bytes(),
+            Codec::Postcard => get::<Vec<u8>>(row, 8, "payload_bin")?,
+        };
+        Ok(RecordedEvent {
+            position: u64::try_from(position)
+                .map_err(|_| format!("column position is negative ({position})"))?,
+            stream_type: stream_type.clone()?,
+            stream_id: stream_id.clone()?,
+            version: version.clone()?,
+            event_type: get(row, 4, "event_type")?,
+            schema_version: u32::try_from(schema_version)
+                .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
+            codec,
+            payload,
+            metadata: EventMetadata {
+                event_id: get(row, 9, "event_id")?,
+                recorded_at: Timestamp::from_micros(get(row, 10, "recorded_at")?),
+                command_id: get(row, 11, "command_id")?,
+                causation_id: row
+                    .try_get::<_, Option<Uuid>>(12)
+                    .map_err(|e| format!("column causation_id: {e}"))?,
+                correlation_id: get(row, 13, "correlation_id")?,
+            },
+        })
+    };
+    decode().map_err(|reason| StoreError::Corrupt {
+        stream_type: stream_type.clone().unwrap_or_else(|_| "<unreadable>".into()),
+        stream_id: stream_id.clone().unwrap_or_else(|_| "<unreadable>".into()),
+        version: version.clone().unwrap_or(0),
+        reason,
+    })
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        validate_append(&request)?;
+        let invalid = |reason: String| StoreError::Invalid {
+            stream_type: request.stream_type.clone(),
+            stream_id: request.stream_id.clone(),
+            reason,
+        };
+        if i64::try_from(
+            request
+                .expected_version
+                .saturating_add(request.events.len() as u64),
+        )
+        .is_err()
+        {
+            return Err(invalid(
+                "the version would exceed the largest PostgreSQL bigint".into(),
+            ));
+        }
+        for (i, e) in request.events.iter().enumerate() {
+            // jsonb would refuse it anyway, failing the whole batch; refuse only this request.
+            if e.codec == Codec::Json && serde_json::from_slice::<serde::de::IgnoredAny>(&e.payload).is_err()
+            {
+                return Err(invalid(format!(
+                    "event {} ({}) has a JSON codec but its payload is not JSON",
+                    i + 1,
+                    e.event_type
+                )));
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Pending { request, reply })
+            .map_err(|_| StoreError::Closed { backend: BACKEND })?;
+        answer
+            .await
+            .map_err(|_| StoreError::Closed { backend: BACKEND })?
+    }
+
+    async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_events(
+            &self.inner.sql.read_stream,
+            &[&stream_type, &stream_id, &to_i64(from_version), &limit],
+            || format!("reading stream {stream_type}/{stream_id} from version {from_version}"),
+        )
+        .await
+    }
+
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query_events(
+            &self.inner.sql.read_all,
+            &[&to_i64(from_position), &limit],
+            || format!("reading the log from position {from_position}"),
+        )
+        .await
+    }
+
+    async fn stream_version(&self, stream_type: &str, stream_id: &str) -> Result<u64, StoreError> {
+        let context = || format!("reading the version of stream {stream_type}/{stream_id}");
+        let client = self.client().await?;
+        let row = client
+            .query_one(&self.inner.sql.stream_version, &[&stream_type, &stream_id])
+            .await
+            .map_err(|e| backend_error(context(), e))?;
+        let v: i64 = row.try_get(0).map_err(|e| backend_error(context(), e))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&self.inner.sql.head, &[])
+            .await
+            .map_err(|e| backend_error("reading the head", e))?;
+        let v: i64 = row.try_get(0).map_err(|e| backend_error("reading the head", e))?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head.subscribe()
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let context = || {
+            format!(
+                "saving the snapshot of {}/{} at version {}",
+                snapshot.stream_type, snapshot.stream_id, snapshot.version
+            )
+        };
+        let client = self.client().await?;
+        client
+            .execute(
+                &self.inner.sql.save_snapshot,
+                &[
+                    &snapshot.stream_type,
+                    &snapshot.stream_id,
+                    &to_i64(snapshot.version),
+                    &i16::from(snapshot.codec.id()),
+                    &snapshot.payload,
+                ],
+            )
+            .await
+            .map_err(|e| backend_error(context(), e))?;
+        Ok(())
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let context = || format!("reading the snapshot of stream {stream_type}/{stream_id}");
+        let client = self.client().await?;
+        let Some(row) = client
+            .query_opt(&self.inner.sql.load_snapshot, &[&stream_type, &stream_id])
+            .await
+            .map_err(|e| backend_error(context(), e))?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |version: u64, reason: String| StoreError::Corrupt {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            version,
+            reason: format!("snapshot: {reason}"),
+        };
+        let version: i64 = row.try_get(0).map_err(|e| corrupt(0, e.to_string()))?;
+        let version =
+            u64::try_from(version).map_err(|_| corrupt(0, format!("negative version {version}")))?;
+        let codec_id: i16 = row.try_get(1).map_err(|e| corrupt(version, e.to_string()))?;
+        let codec = u8::try_from(codec_id)
+            .ok()
+            .and_then(Codec::from_id)
+            .ok_or_else(|| corrupt(version, format!("unknown codec id {codec_id}")))?;
+        let payload: Vec<u8> = row.try_get(2).map_err(|e| corrupt(version, e.to_string()))?;
+        Ok(Some(Snapshot {
+            stream_type: stream_type.to_owned(),
+            stream_id: stream_id.to_owned(),
+            version,
+            codec,
+            payload,
+        }))
+    }
+
+    fn codec(&self) -> Codec {
+        self.inner.codec
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+}

@@ -1,0 +1,583 @@
+//! Each forbidden item in each syntactic form, each site's message, and the
+//! legitimate code that must pass.
+
+use super::{Site, check_body, check_event};
+use crate::ctxt::Ctxt;
+
+/// The messages `check_body` reports for `body`, in order.
+fn errors(body: &syn::Block, site: Site) -> Vec<String> {
+    let cx = Ctxt::new();
+    check_body(body, site, &cx);
+    match cx.check() {
+        Ok(()) => Vec::new(),
+        Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn errors_in(body: &str, site: Site) -> Vec<String> {
+    let block: syn::Block = syn::parse_str(&format!("{{ {body} }}")).expect("test body parses");
+    errors(&block, site)
+}
+
+fn event_errors(input: syn::DeriveInput, fact: Option<&str>) -> Vec<String> {
+    let fact = fact.map(|f| syn::LitStr::new(f, proc_macro2::Span::call_site()));
+    let cx = Ctxt::new();
+    check_event(&input, fact.as_ref(), &cx);
+    match cx.check() {
+        Ok(()) => Vec::new(),
+        Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// The forms every forbidden path is tried in: `PATH` is the path.
+const FORMS: &[&str] = &[
+    "let _x = PATH();",                                       // short or full, called
+    "let _f = PATH;",                                         // as a value
+    "let _v = (0..3).map(|_| PATH()).count();",               // in a closure
+    "let _s = format!(\"{:?}\", PATH());",                    // in a macro argument that parses
+    "let _v = vec![PATH(); 3];",                              // in macro tokens that do not parse
+    "match 1 { 1 => { let _ = async { PATH() }; } _ => {} }", // match arm, async block
+    "let _x = Some(1).map(|_| { { PATH() } });",              // nested blocks in a closure argument
+];
+
+/// Asserts that `path` in every form gives exactly one error, starting with `starts`.
+fn assert_flagged_in_every_form(path: &str, site: Site, starts: &str, contains: &[&str]) {
+    for form in FORMS {
+        let body = form.replace("PATH", path);
+        let found = errors_in(&body, site);
+        assert_eq!(found.len(), 1, "`{body}` in {site:?}: {found:#?}");
+        assert!(found[0].starts_with(starts), "`{body}` in {site:?}: {}", found[0]);
+        for part in contains {
+            assert!(
+                found[0].contains(part),
+                "`{body}` in {site:?}: {} lacks {part}",
+                found[0]
+            );
+        }
+    }
+}
+
+// ---- wall clock ------------------------------------------------------------
+
+const CLOCK_READS: &[(&str, &str)] = &[
+    ("SystemTime::now", "SystemTime::now"),
+    ("::std::time::SystemTime::now", "std::time::SystemTime::now"),
+    ("Instant::now", "Instant::now"),
+    ("std::time::Instant::now", "std::time::Instant::now"),
+    ("tokio::time::Instant::now", "tokio::time::Instant::now"),
+    ("std::time::SystemTime::elapsed", "std::time::SystemTime::elapsed"),
+    ("Instant::elapsed", "Instant::elapsed"),
+    ("Utc::now", "Utc::now"),
+    ("chrono::Utc::now", "chrono::Utc::now"),
+    ("Local::now", "Local::now"),
+    ("chrono::Local::now", "chrono::Local::now"),
+    ("OffsetDateTime::now_utc", "OffsetDateTime::now_utc"),
+    (
+        "time::OffsetDateTime::now_local",
+        "time::OffsetDateTime::now_local",
+    ),
+    ("Timestamp::now", "Timestamp::now"),
+    ("jiff::Timestamp::now", "jiff::Timestamp::now"),
+    ("factum::Timestamp::wall_clock", "factum::Timestamp::wall_clock"),
+    ("Zoned::now", "Zoned::now"),
+    ("jiff::Zoned::now", "jiff::Zoned::now"),
+];
+
+#[test]
+fn clock_reads_are_flagged_in_every_form_and_site() {
+    for (path, shown) in CLOCK_READS {
+        assert_flagged_in_every_form(
+            path,
+            Site::Handle,
+            &format!("`{shown}` reads the wall clock in a #[handle] body"),
+            &["(rule: never read the wall clock)", "Use `ctx.now()` instead."],
+        );
+        assert_flagged_in_every_form(
+            path,
+            Site::Apply,
+            &format!("`{shown}` reads the wall clock in an #[apply] body"),
+            &["The time must come from the event"],
+        );
+        assert_flagged_in_every_form(
+            path,
+            Site::ViewOn,
+            &format!("`{shown}` reads the wall clock in a view's #[on] body"),
+            &["`meta.recorded_at`"],
+        );
+        assert_flagged_in_every_form(
+            path,
+            Site::WorkflowDecision,
+            &format!("`{shown}` reads the wall clock in a workflow decision"),
+            &["event or timer"],
+        );
+    }
+}
+
+#[test]
+fn the_clock_message_names_rule_reason_and_alternative() {
+    let body: syn::Block = syn::parse_quote!({
+        let at = std::time::SystemTime::now();
+    });
+    assert_eq!(
+        errors(&body, Site::Handle),
+        [
+            "`std::time::SystemTime::now` reads the wall clock in a #[handle] body; event-sourced state \
+          must not depend on when it is replayed (rule: never read the wall clock). Use `ctx.now()` instead."
+        ]
+    );
+    assert_eq!(
+        errors(&body, Site::Apply),
+        [
+            "`std::time::SystemTime::now` reads the wall clock in an #[apply] body; event-sourced state \
+          must not depend on when it is replayed (rule: never read the wall clock). The time must come \
+          from the event: record `ctx.now()` in it in #[handle]."
+        ]
+    );
+}
+
+#[test]
+fn sleeping_is_flagged_as_waiting_on_the_clock() {
+    for path in [
+        "std::thread::sleep",
+        "thread::sleep",
+        "tokio::time::sleep",
+        "time::sleep_until",
+    ] {
+        for site in [Site::Handle, Site::Apply] {
+            let found = errors_in(&format!("{path}(d);"), site);
+            assert_eq!(found.len(), 1, "{path}: {found:?}");
+            assert!(found[0].contains("waits on the wall clock"), "{}", found[0]);
+            assert!(found[0].contains("schedule a durable timer"), "{}", found[0]);
+        }
+    }
+}
+
+#[test]
+fn unix_epoch_elapsed_is_flagged_as_a_method_and_inside_macro_tokens() {
+    for body in [
+        "let _ = UNIX_EPOCH.elapsed();",
+        "let _ = std::time::UNIX_EPOCH.elapsed();",
+        "let _ = SystemTime::UNIX_EPOCH.elapsed().unwrap();",
+        "let _ = (0..1).map(|_| UNIX_EPOCH.elapsed());",
+        "let _ = vec![UNIX_EPOCH.elapsed(); 2];",
+        "assert!(UNIX_EPOCH.elapsed().is_ok(), \"x\");",
+    ] {
+        let found = errors_in(body, Site::Apply);
+        assert_eq!(found.len(), 1, "{body}: {found:?}");
+        assert!(
+            found[0].contains("UNIX_EPOCH.elapsed()` reads the wall clock"),
+            "{}",
+            found[0]
+        );
+    }
+    // `elapsed` on a value the user holds is not the wall clock the check can name.
+    assert!(errors_in("let _ = started.elapsed();", Site::Handle).is_empty());
+    // Subtracting from the epoch is arithmetic, not a clock read.
+    assert!(errors_in("let _ = UNIX_EPOCH + d;", Site::Handle).is_empty());
+}
+
+#[test]
+fn qualified_self_paths_are_read_through() {
+    let found = errors_in("let _ = <SystemTime>::now();", Site::Handle);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("`SystemTime::now` reads the wall clock"));
+}
+
+// ---- randomness ------------------------------------------------------------
+
+const RANDOM_SOURCES: &[(&str, &str)] = &[
+    ("rand::random", "rand::random"),
+    ("::rand::random::<u64>", "rand::random"),
+    ("thread_rng", "thread_rng"),
+    ("rand::thread_rng", "rand::thread_rng"),
+    ("rand::rng", "rand::rng"),
+    ("OsRng::default", "OsRng::default"),
+    ("rand::rngs::OsRng::default", "rand::rngs::OsRng::default"),
+    ("ThreadRng::default", "ThreadRng::default"),
+    ("StdRng::from_entropy", "StdRng::from_entropy"),
+    ("SmallRng::from_os_rng", "SmallRng::from_os_rng"),
+    ("getrandom::u64", "getrandom::u64"),
+    ("getrandom", "getrandom"),
+    ("fastrand::u64", "fastrand::u64"),
+    ("::fastrand::bool", "fastrand::bool"),
+    ("Uuid::new_v4", "Uuid::new_v4"),
+    ("uuid::Uuid::new_v4", "uuid::Uuid::new_v4"),
+    ("Uuid::now_v1", "Uuid::now_v1"),
+    ("Uuid::now_v6", "Uuid::now_v6"),
+    ("Uuid::now_v7", "Uuid::now_v7"),
+    ("Uuid::new_v7", "Uuid::new_v7"),
+    ("Ulid::new", "Ulid::new"),
+    ("ulid::Ulid::generate", "ulid::Ulid::generate"),
+];
+
+#[test]
+fn random_sources_are_flagged_in_every_form_and_site() {
+    for (path, shown) in RANDOM_SOURCES {
+        assert_flagged_in_every_form(
+            path,
+            Site::Handle,
+            &format!("`{shown}` draws random numbers in a #[handle] body"),
+            &[
+                "(rule: never use random numbers to produce state)",
+                "Use `ctx.random_u64()` or `ctx.uuid()` instead",
+            ],
+        );
+        assert_flagged_in_every_form(
+            path,
+            Site::Apply,
+            &format!("`{shown}` draws random numbers in an #[apply] body"),
+            &["The value must come from the event"],
+        );
+    }
+}
+
+#[test]
+fn an_rng_type_used_as_a_value_is_flagged() {
+    for body in [
+        "let n = OsRng.next_u64();",
+        "let n = rand::rngs::OsRng.next_u64();",
+        "let n = (0..1).map(|_| OsRng.next_u32()).sum::<u32>();",
+    ] {
+        let found = errors_in(body, Site::Handle);
+        assert_eq!(found.len(), 1, "{body}: {found:?}");
+        assert!(found[0].contains("OsRng` draws random numbers"), "{}", found[0]);
+    }
+}
+
+// ---- side effects ----------------------------------------------------------
+
+#[test]
+fn environment_process_and_spawning_are_flagged_in_every_site() {
+    for (path, does) in [
+        ("std::env::var", "reads the process environment"),
+        ("::std::env::args", "reads the process environment"),
+        ("std::process::exit", "controls processes"),
+        ("std::process::Command::new", "controls processes"),
+        ("tokio::process::Command::new", "controls processes"),
+        ("std::thread::spawn", "spawns a thread"),
+        ("thread::spawn", "spawns a thread"),
+        ("tokio::spawn", "spawns a task"),
+        ("tokio::task::spawn", "spawns a task"),
+        ("tokio::task::spawn_blocking", "spawns a task"),
+        ("spawn_blocking", "spawns a task"),
+    ] {
+        for site in [Site::Handle, Site::Apply, Site::ViewOn, Site::WorkflowDecision] {
+            assert_flagged_in_every_form(
+                path,
+                site,
+                &format!("`{}` {does} in {}", path.trim_start_matches("::"), site.body()),
+                &[
+                    "(rule: never produce side effects when processing events)",
+                    "Side effects belong in consumers and workflow steps.",
+                ],
+            );
+        }
+    }
+}
+
+#[test]
+fn files_and_network_are_flagged_where_events_are_folded_only() {
+    for (path, does) in [
+        ("std::fs::read_to_string", "touches the file system"),
+        ("::std::fs::File::open", "touches the file system"),
+        ("tokio::fs::read", "touches the file system"),
+        ("std::net::TcpStream::connect", "uses the network"),
+        ("tokio::net::TcpStream::connect", "uses the network"),
+        ("std::io::stdout", "writes to the terminal"),
+    ] {
+        for site in [Site::Apply, Site::ViewOn, Site::WorkflowDecision] {
+            assert_flagged_in_every_form(
+                path,
+                site,
+                &format!("`{}` {does} in {}", path.trim_start_matches("::"), site.body()),
+                &["so the effect would repeat"],
+            );
+        }
+        assert!(
+            errors_in(&format!("let _ = {path}(x);"), Site::Handle).is_empty(),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn printing_is_flagged_where_events_are_folded_only() {
+    for mac in ["println", "print", "eprintln", "eprint", "dbg", "std::println"] {
+        for body in [
+            format!("{mac}!(\"{{}}\", self.balance);"),
+            format!("let _ = {mac}!(\"x\");"),
+            format!("let f = || {{ {mac}!(\"x\") }};"),
+            format!("let _ = vec![{mac}!(\"x\"); 1];"),
+        ] {
+            let found = errors_in(&body, Site::Apply);
+            assert_eq!(found.len(), 1, "{body}: {found:?}");
+            assert!(
+                found[0].starts_with(&format!("`{mac}!` prints in an #[apply] body")),
+                "{}",
+                found[0]
+            );
+            assert!(errors_in(&body, Site::Handle).is_empty(), "{body}");
+        }
+    }
+}
+
+#[test]
+fn unsafe_blocks_are_flagged_where_events_are_folded_only() {
+    for body in [
+        "let n = unsafe { COUNTER };",
+        "let f = || unsafe { COUNTER += 1 };",
+        "let _ = vec![unsafe { COUNTER }; 2];",
+    ] {
+        let found = errors_in(body, Site::ViewOn);
+        assert_eq!(found.len(), 1, "{body}: {found:?}");
+        assert!(
+            found[0].starts_with("`unsafe` block (which can reach `static mut` state, FFI and raw memory) in a view's #[on] body;"),
+            "{}",
+            found[0]
+        );
+        assert!(errors_in(body, Site::Handle).is_empty(), "{body}");
+    }
+}
+
+// ---- the walk --------------------------------------------------------------
+
+#[test]
+fn every_violation_is_reported_not_only_the_first() {
+    let body: syn::Block = syn::parse_quote!({
+        let at = SystemTime::now();
+        let id = Uuid::new_v4();
+        println!("{:?} {:?}", at, id);
+        if std::env::var("X").is_ok() {
+            let _ = std::fs::read("f");
+        }
+    });
+    let found = errors(&body, Site::Apply);
+    let starts: Vec<&str> = found
+        .iter()
+        .map(|m| m.split(" in ").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "`SystemTime::now` reads the wall clock",
+            "`Uuid::new_v4` draws random numbers",
+            "`println!` prints",
+            "`std::env::var` reads the process environment",
+            "`std::fs::read` touches the file system",
+        ]
+    );
+}
+
+#[test]
+fn macro_arguments_are_walked_in_every_common_macro() {
+    for body in [
+        "assert!(SystemTime::now() > x, \"late\");",
+        "assert_eq!(x, SystemTime::now());",
+        "write!(f, \"{}\", SystemTime::now()).unwrap();",
+        "let _ = format!(\"{t:?}\", t = SystemTime::now());",
+        "let _ = vec![1, 2].iter().map(|_| format!(\"{:?}\", SystemTime::now()));",
+        "let _ = matches!(SystemTime::now(), _);",
+        "let _ = vec![SystemTime::now()];",
+        "let _ = some_crate::custom!(SystemTime::now() => 1; 2);",
+        "let _ = outer!(inner!(SystemTime::now()));",
+    ] {
+        let found = errors_in(body, Site::Handle);
+        assert_eq!(found.len(), 1, "{body}: {found:?}");
+        assert!(
+            found[0].starts_with("`SystemTime::now` reads the wall clock"),
+            "{}",
+            found[0]
+        );
+    }
+}
+
+#[test]
+fn nested_items_are_not_walked() {
+    let body: syn::Block = syn::parse_quote!({
+        fn helper() -> std::time::SystemTime {
+            std::time::SystemTime::now()
+        }
+        struct Local;
+        impl Local {
+            fn now() {}
+        }
+        mod inner {
+            pub fn f() {
+                println!("{:?}", std::env::var("X"));
+            }
+        }
+        let _ = helper();
+    });
+    assert_eq!(errors(&body, Site::Apply), Vec::<String>::new());
+}
+
+#[test]
+fn legitimate_code_is_not_flagged() {
+    let body: syn::Block = syn::parse_quote!({
+        let at = ctx.now();
+        let id = ctx.uuid();
+        let n = ctx.random_u64();
+        let stamp = self.now;
+        let now = 3;
+        let random = now + 1;
+        let t = clock.now();
+        let r = rng.random();
+        let s = "SystemTime::now() and rand::random() and std::fs::read";
+        let formatted = format!("{now} {random} SystemTime::now {}", s);
+        // SystemTime::now() in a comment
+        let later = || 5;
+        let now = || later();
+        let v = now();
+        let random = |x: u64| x;
+        let w = random(1);
+        let elapsed = at.since(e.at);
+        let epoch = UNIX_EPOCH;
+        let d = std::time::Duration::from_secs(1);
+        let id = uuid::Uuid::from_u128(n as u128);
+        let m = Instant::from(e.at);
+        let ts = Timestamp::parse("2020-01-01T00:00:00Z");
+        let fs = self.fs.clone();
+        let envs = e.env.process;
+        let o = my::timestamp::now();
+        let x = vec![now(); 2];
+        self.handle(e.now);
+    });
+    for site in [Site::Handle, Site::Apply, Site::ViewOn, Site::WorkflowDecision] {
+        assert_eq!(errors(&body, site), Vec::<String>::new(), "{site:?}");
+    }
+}
+
+#[test]
+fn method_names_in_macro_tokens_are_not_paths() {
+    for body in [
+        "let _ = vec![ctx.now(); 2];",
+        "let _ = vec![self.thread_rng; 2];",
+        "let _ = vec![x.getrandom(); 2];",
+    ] {
+        assert_eq!(errors_in(body, Site::Apply), Vec::<String>::new(), "{body}");
+    }
+}
+
+// ---- event declarations ----------------------------------------------------
+
+#[test]
+fn failure_names_are_flagged_unless_stated_as_a_fact() {
+    for (name, pattern) in [
+        ("FailedToCreateAccount", "FailedTo…"),
+        ("FailedTo", "FailedTo…"),
+        ("AccountCreationFailed", "…CreationFailed"),
+        ("CommandRejected", "…Rejected"),
+        ("Rejected", "…Rejected"),
+    ] {
+        let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
+        let input: syn::DeriveInput = syn::parse_quote!(struct #ident { reason: String });
+        assert_eq!(
+            event_errors(input.clone(), None),
+            [format!(
+                "`{name}` is named like a failed command (`{pattern}`); an event records what happened, \
+                 and a rejected command is an `Err` from #[handle], never stored (rule: do not model \
+                 failed-to-create as events). If this name records a real fact (e.g. a payment the bank \
+                 declined), say so with `#[event(fact = \"…\")]`."
+            )]
+        );
+        assert_eq!(
+            event_errors(input, Some("the underwriter turned the loan down")),
+            Vec::<String>::new()
+        );
+    }
+}
+
+#[test]
+fn ordinary_names_are_facts() {
+    for name in [
+        "BookLent",
+        "PaymentDeclined",
+        "AccountCreated",
+        "FailedTorque",
+        "Failed",
+        "RejectedItemsCounted",
+    ] {
+        let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
+        let input: syn::DeriveInput = syn::parse_quote!(struct #ident;);
+        assert_eq!(event_errors(input, None), Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn an_empty_fact_is_not_a_reason() {
+    let input: syn::DeriveInput = syn::parse_quote!(
+        struct PaymentRejected;
+    );
+    assert_eq!(
+        event_errors(input, Some(" ")),
+        ["`fact` must say what real fact this event records (rule: do not model failed-to-create as events)"]
+    );
+}
+
+#[test]
+fn interior_mutability_is_flagged_per_field_and_nested() {
+    let input: syn::DeriveInput = syn::parse_quote!(
+        struct Deposited {
+            amount: u64,
+            hits: std::cell::Cell<u32>,
+            log: Vec<RefCell<String>>,
+            shared: Arc<Mutex<u8>>,
+            table: std::sync::RwLock<Vec<u8>>,
+            once: OnceCell<u8>,
+            count: AtomicU64,
+            flag: std::sync::atomic::AtomicBool,
+            pair: (u8, Cell<u8>),
+        }
+    );
+    let found = event_errors(input, None);
+    let heads: Vec<&str> = found
+        .iter()
+        .map(|m| m.split(", which").next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "field `hits` holds `Cell`",
+            "field `log` holds `RefCell`",
+            "field `shared` holds `Mutex`",
+            "field `table` holds `RwLock`",
+            "field `once` holds `OnceCell`",
+            "field `count` holds `AtomicU64`",
+            "field `flag` holds `AtomicBool`",
+            "field `pair` holds `Cell`",
+        ]
+    );
+    assert!(found[0].ends_with(
+        "can change after the event is recorded; events are immutable facts (rule: never modify an \
+         event). Store the plain value instead."
+    ));
+}
+
+#[test]
+fn interior_mutability_in_tuple_structs_and_enum_variants_names_the_field() {
+    let tuple: syn::DeriveInput = syn::parse_quote!(
+        struct Counted(u8, Cell<u8>);
+    );
+    assert!(event_errors(tuple, None)[0].starts_with("field `1` holds `Cell`"));
+    let variants: syn::DeriveInput = syn::parse_quote!(
+        enum Changed {
+            Name { to: Mutex<String> },
+        }
+    );
+    assert!(event_errors(variants, None)[0].starts_with("field `to` of variant `Name` holds `Mutex`"));
+}
+
+#[test]
+fn plain_fields_pass() {
+    let input: syn::DeriveInput = syn::parse_quote!(
+        struct Deposited {
+            amount: u64,
+            at: factum::Timestamp,
+            tags: Vec<String>,
+            cells_counted: u32,
+            shared: Arc<str>,
+            atomicity: Atomicity,
+        }
+    );
+    assert_eq!(event_errors(input, None), Vec::<String>::new());
+}

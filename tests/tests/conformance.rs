@@ -1,0 +1,781 @@
+//! The event store conformance suite: every case runs against every backend —
+//! `MemoryStore`, `SqliteStore` (JSON and Postcard), and `PostgresStore` (JSON
+//! and Postcard) when `FACTUM_PG_URL` is set, each test in its own schema.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use factum::store::{
+    AppendRequest, EventMetadata, EventStore, NewEvent, PostgresStore, Snapshot, SqliteStore, StoreError,
+    Subscription, Synchronous,
+};
+use factum::{Codec, MemoryStore, Timestamp};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Deposited {
+    account: String,
+    amount: u64,
+}
+
+enum Kind {
+    Memory,
+    Sqlite(PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+/// A store under test plus what it takes to reach behind its back.
+struct Backend {
+    store: Arc<dyn EventStore>,
+    kind: Kind,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn pg_url() -> Option<String> {
+    match std::env::var("FACTUM_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!("skipping postgres conformance: FACTUM_PG_URL is not set");
+            None
+        }
+    }
+}
+
+impl Backend {
+    async fn memory() -> Option<Backend> {
+        Some(Backend {
+            store: Arc::new(MemoryStore::new()),
+            kind: Kind::Memory,
+            _dir: None,
+        })
+    }
+
+    async fn sqlite_with(codec: Codec) -> Option<Backend> {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("events.db");
+        // NORMAL keeps the suite fast; durability at FULL is the crash test's business.
+        let store = SqliteStore::options()
+            .synchronous(Synchronous::Normal)
+            .codec(codec)
+            .open(&path)
+            .expect("open sqlite");
+        Some(Backend {
+            store: Arc::new(store),
+            kind: Kind::Sqlite(path),
+            _dir: Some(dir),
+        })
+    }
+
+    async fn sqlite() -> Option<Backend> {
+        Self::sqlite_with(Codec::Json).await
+    }
+
+    async fn sqlite_postcard() -> Option<Backend> {
+        Self::sqlite_with(Codec::Postcard).await
+    }
+
+    async fn postgres_with(codec: Codec) -> Option<Backend> {
+        let url = pg_url()?;
+        let schema = format!("t_{}", Uuid::new_v4().simple());
+        let store = PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .codec(codec)
+            .pool_size(6)
+            .poll_interval(Duration::from_millis(200))
+            .await
+            .expect("connect to postgres");
+        Some(Backend {
+            store: Arc::new(store),
+            kind: Kind::Postgres { url, schema },
+            _dir: None,
+        })
+    }
+
+    async fn postgres() -> Option<Backend> {
+        Self::postgres_with(Codec::Json).await
+    }
+
+    async fn postgres_postcard() -> Option<Backend> {
+        Self::postgres_with(Codec::Postcard).await
+    }
+
+    /// Runs SQL against the database directly, as an operator (or a bug) would.
+    async fn tamper(&self, sqlite_sql: &str, pg_sql: &str) {
+        match &self.kind {
+            Kind::Memory => unreachable!("memory has no database to tamper with"),
+            Kind::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("open the file");
+                conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+                conn.execute_batch(sqlite_sql).expect("tamper");
+            }
+            Kind::Postgres { url, schema } => {
+                let client = pg_client(url).await;
+                client
+                    .batch_execute(&pg_sql.replace("{s}", schema))
+                    .await
+                    .expect("tamper");
+            }
+        }
+    }
+
+    /// Drops the test's PostgreSQL schema.
+    async fn finish(self) {
+        let Backend { store, kind, _dir } = self;
+        drop(store);
+        if let Kind::Postgres { url, schema } = kind {
+            let client = pg_client(&url).await;
+            client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .await
+                .expect("drop the test schema");
+        }
+    }
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(connection);
+    client
+}
+
+fn new_event(codec: Codec, account: &str, amount: u64) -> NewEvent {
+    NewEvent {
+        event_type: "account.deposited".into(),
+        schema_version: 1,
+        codec,
+        payload: codec
+            .encode(&Deposited {
+                account: account.into(),
+                amount,
+            })
+            .expect("encode"),
+        metadata: EventMetadata {
+            event_id: Uuid::new_v4(),
+            recorded_at: Timestamp::from_micros(1_700_000_000_000_000 + amount as i64),
+            command_id: Uuid::new_v4(),
+            causation_id: (amount % 2 == 0).then(Uuid::new_v4),
+            correlation_id: Uuid::new_v4(),
+        },
+    }
+}
+
+fn request(stream_id: &str, expected: u64, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream_type: "account".into(),
+        stream_id: stream_id.into(),
+        expected_version: expected,
+        events,
+    }
+}
+
+fn deposits(codec: Codec, account: &str, amounts: impl IntoIterator<Item = u64>) -> Vec<NewEvent> {
+    amounts
+        .into_iter()
+        .map(|a| new_event(codec, account, a))
+        .collect()
+}
+
+fn decode(event: &factum::RecordedEvent) -> Deposited {
+    event
+        .codec
+        .decode(&event.payload)
+        .expect("decode a stored payload")
+}
+
+// ---------------------------------------------------------------- the cases
+
+async fn append_then_read_back(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let written = deposits(codec, "alice", [10, 20, 30]);
+    let appended = store.append(request("alice", 0, written.clone())).await.unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (3, 1, 3)
+    );
+    let appended = store
+        .append(request("bob", 0, deposits(codec, "bob", [5, 6])))
+        .await
+        .unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (2, 4, 5)
+    );
+
+    let read = store.read_stream("account", "alice", 1, 100).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(read.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3]);
+    for (stored, sent) in read.iter().zip(&written) {
+        assert_eq!(stored.stream_type, "account");
+        assert_eq!(stored.stream_id, "alice");
+        assert_eq!(stored.event_type, sent.event_type);
+        assert_eq!(stored.schema_version, 1);
+        assert_eq!(stored.codec, codec);
+        assert_eq!(stored.metadata, sent.metadata);
+        assert_eq!(
+            decode(stored),
+            sent.codec.decode::<Deposited>(&sent.payload).unwrap()
+        );
+    }
+    let middle = store.read_stream("account", "alice", 2, 1).await.unwrap();
+    assert_eq!(middle.iter().map(|e| e.version).collect::<Vec<_>>(), [2]);
+    assert!(
+        store
+            .read_stream("account", "alice", 4, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream("account", "nobody", 1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.stream_version("account", "alice").await.unwrap(), 3);
+    assert_eq!(store.stream_version("account", "nobody").await.unwrap(), 0);
+    assert_eq!(store.head().await.unwrap(), 5);
+    let all = store.read_all(1, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    let tail = store.read_all(4, 1).await.unwrap();
+    assert_eq!(
+        tail.iter()
+            .map(|e| (e.stream_id.as_str(), e.version))
+            .collect::<Vec<_>>(),
+        [("bob", 1)]
+    );
+}
+
+async fn a_stale_expected_version_conflicts_and_writes_nothing(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    store
+        .append(request("carol", 0, deposits(codec, "carol", [1, 2])))
+        .await
+        .unwrap();
+    for expected in [0, 1, 5] {
+        let err = store
+            .append(request("carol", expected, deposits(codec, "carol", [99])))
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::Conflict {
+                stream_type,
+                stream_id,
+                expected: e,
+                actual,
+            } => {
+                assert_eq!((stream_type.as_str(), stream_id.as_str()), ("account", "carol"));
+                assert_eq!((e, actual), (expected, 2));
+            }
+            other => panic!("expected a conflict, got {other}"),
+        }
+    }
+    assert_eq!(store.stream_version("account", "carol").await.unwrap(), 2);
+    assert_eq!(store.head().await.unwrap(), 2);
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 2);
+}
+
+async fn concurrent_writers_on_one_stream_lose_and_duplicate_nothing(b: &Backend) {
+    const WRITERS: u64 = 8;
+    const APPENDS: u64 = 200;
+    let codec = b.store.codec();
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = b.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut expected = 0;
+            for seq in 0..APPENDS {
+                loop {
+                    let events = vec![new_event(codec, "hot", writer * 1_000_000 + seq)];
+                    match store.append(request("hot", expected, events)).await {
+                        Ok(appended) => {
+                            expected = appended.version;
+                            break;
+                        }
+                        Err(StoreError::Conflict { actual, .. }) => expected = actual,
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = b
+        .store
+        .read_stream("account", "hot", 1, usize::MAX)
+        .await
+        .unwrap();
+    let n = WRITERS * APPENDS;
+    assert_eq!(
+        events.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>()
+    );
+    let amounts: BTreeSet<u64> = events.iter().map(|e| decode(e).amount).collect();
+    assert_eq!(amounts.len() as u64, n, "an event was duplicated");
+    for writer in 0..WRITERS {
+        for seq in 0..APPENDS {
+            assert!(
+                amounts.contains(&(writer * 1_000_000 + seq)),
+                "lost {writer}/{seq}"
+            );
+        }
+    }
+}
+
+async fn concurrent_writers_on_many_streams_keep_positions_gap_free(b: &Backend) {
+    const WRITERS: usize = 8;
+    const APPENDS: u64 = 50;
+    let codec = b.store.codec();
+    let mut tasks = Vec::new();
+    for writer in 0..WRITERS {
+        let store = b.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("w{writer}");
+            let mut version = 0;
+            for seq in 0..APPENDS {
+                let events = deposits(codec, &id, (0..1 + seq % 3).map(|k| seq * 10 + k));
+                version = store.append(request(&id, version, events)).await.unwrap().version;
+            }
+            version
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    let all = b.store.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
+    for e in &all {
+        versions.entry(e.stream_id.clone()).or_default().push(e.version);
+    }
+    assert_eq!(versions.len(), WRITERS);
+    for (stream, v) in versions {
+        assert_eq!(
+            v,
+            (1..=v.len() as u64).collect::<Vec<_>>(),
+            "stream {stream} is not contiguous"
+        );
+    }
+    assert_eq!(b.store.head().await.unwrap(), total);
+}
+
+async fn read_all_is_ordered_and_a_subscription_sees_later_appends(b: &Backend) {
+    let store = b.store.clone();
+    let codec = store.codec();
+    store
+        .append(request("dave", 0, deposits(codec, "dave", [1, 2])))
+        .await
+        .unwrap();
+    store
+        .append(request("erin", 0, deposits(codec, "erin", [3])))
+        .await
+        .unwrap();
+
+    let mut sub = Subscription::new(store.clone(), 1);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(sub.next().await.unwrap());
+    }
+    assert_eq!(seen.iter().map(|e| e.position).collect::<Vec<_>>(), [1, 2, 3]);
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..5u64 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                store
+                    .append(request("frank", i, deposits(codec, "frank", [100 + i])))
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for expected_position in 4..=8 {
+        let event = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("the subscription saw the append")
+            .unwrap();
+        assert_eq!(event.position, expected_position);
+        assert_eq!(event.stream_id, "frank");
+        assert_eq!(decode(&event).amount, 100 + expected_position - 4);
+    }
+    writer.await.unwrap();
+    assert_eq!(sub.next_position(), 9);
+}
+
+async fn the_newest_snapshot_wins(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    assert!(store.load_snapshot("account", "gina").await.unwrap().is_none());
+    let snapshot = |version: u64| Snapshot {
+        stream_type: "account".into(),
+        stream_id: "gina".into(),
+        version,
+        codec,
+        payload: codec.encode(&(version * 100)).unwrap(),
+    };
+    store.save_snapshot(snapshot(5)).await.unwrap();
+    assert_eq!(
+        store.load_snapshot("account", "gina").await.unwrap(),
+        Some(snapshot(5))
+    );
+    store.save_snapshot(snapshot(10)).await.unwrap();
+    store.save_snapshot(snapshot(7)).await.unwrap();
+    let loaded = store.load_snapshot("account", "gina").await.unwrap().unwrap();
+    assert_eq!(loaded, snapshot(10));
+    assert_eq!(loaded.codec.decode::<u64>(&loaded.payload).unwrap(), 1000);
+    assert!(store.load_snapshot("account", "other").await.unwrap().is_none());
+}
+
+async fn an_empty_append_checks_the_version_and_writes_nothing(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let appended = store.append(request("hank", 0, vec![])).await.unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (0, 0, 0)
+    );
+    store
+        .append(request("hank", 0, deposits(codec, "hank", [1, 2])))
+        .await
+        .unwrap();
+    let appended = store.append(request("hank", 2, vec![])).await.unwrap();
+    assert_eq!(
+        (appended.version, appended.first_position, appended.last_position),
+        (2, 0, 0)
+    );
+    assert!(matches!(
+        store.append(request("hank", 1, vec![])).await,
+        Err(StoreError::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.head().await.unwrap(), 2);
+}
+
+async fn an_invalid_append_is_refused(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let err = store
+        .append(request("", 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    let mut nameless = deposits(codec, "x", [1]);
+    nameless[0].event_type.clear();
+    let err = store.append(request("ivan", 0, nameless)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Invalid { ref stream_id, .. } if stream_id == "ivan"),
+        "{err}"
+    );
+    assert_eq!(store.head().await.unwrap(), 0);
+}
+
+async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        println!("the memory store has no bytes to corrupt");
+        return;
+    }
+    let store = &b.store;
+    let codec = store.codec();
+    store
+        .append(request("good", 0, deposits(codec, "good", [1, 2])))
+        .await
+        .unwrap();
+    store
+        .append(request("bad", 0, deposits(codec, "bad", [1, 2, 3])))
+        .await
+        .unwrap();
+    store
+        .append(request("odd", 0, deposits(codec, "odd", [1])))
+        .await
+        .unwrap();
+
+    // Payload bytes edited: the store hands them back, decoding refuses them.
+    b.tamper(
+        "UPDATE events SET payload = X'FF00FF' WHERE stream_id = 'bad' AND version = 2",
+        "UPDATE {s}.events SET payload_json = CASE WHEN payload_json IS NULL THEN NULL ELSE '\"garbage\"'::jsonb END, \
+         payload_bin = CASE WHEN payload_bin IS NULL THEN NULL ELSE '\\xff'::bytea END \
+         WHERE stream_id = 'bad' AND version = 2",
+    )
+    .await;
+    let read = store.read_stream("account", "bad", 2, 1).await.unwrap();
+    assert_eq!(read[0].version, 2);
+    assert!(read[0].codec.decode::<Deposited>(&read[0].payload).is_err());
+
+    // The codec byte edited: the store itself reports the record as corrupt.
+    b.tamper(
+        "UPDATE events SET codec = 99 WHERE stream_id = 'bad' AND version = 3",
+        "UPDATE {s}.events SET codec = 99 WHERE stream_id = 'bad' AND version = 3",
+    )
+    .await;
+    let err = store.read_stream("account", "bad", 1, 10).await.unwrap_err();
+    match &err {
+        StoreError::Corrupt {
+            stream_type,
+            stream_id,
+            version,
+            reason,
+        } => {
+            assert_eq!(
+                (stream_type.as_str(), stream_id.as_str(), *version),
+                ("account", "bad", 3)
+            );
+            assert!(reason.contains("codec"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("account/bad") && message.contains("version 3"),
+        "{message}"
+    );
+    assert!(
+        store.read_all(1, 100).await.is_err(),
+        "the global feed reports the damage too"
+    );
+
+    // A column the schema requires, made unreadable.
+    b.tamper(
+        "UPDATE events SET event_type = X'FFFE' WHERE stream_id = 'odd' AND version = 1",
+        "UPDATE {s}.events SET payload_json = NULL, payload_bin = NULL WHERE stream_id = 'odd' AND version = 1",
+    )
+    .await;
+    let err = store.read_stream("account", "odd", 1, 10).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { stream_id, version: 1, .. } if stream_id == "odd"),
+        "{err}"
+    );
+
+    // Other streams still read.
+    let good = store.read_stream("account", "good", 1, 10).await.unwrap();
+    assert_eq!(
+        good.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    // So does the undamaged start of the damaged stream.
+    assert_eq!(store.read_stream("account", "bad", 1, 1).await.unwrap().len(), 1);
+}
+
+// ------------------------------------------------------- one test per pair
+
+macro_rules! backend_tests {
+    ($backend:ident: $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(backend) = super::Backend::$backend().await {
+                        super::$case(&backend).await;
+                        backend.finish().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! conformance {
+    ($($backend:ident),* ; $cases:tt) => {
+        $( conformance!(@one $backend $cases); )*
+    };
+    (@one $backend:ident [$($case:ident),* $(,)?]) => {
+        backend_tests!($backend: $($case),*);
+    };
+}
+
+conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
+    append_then_read_back,
+    a_stale_expected_version_conflicts_and_writes_nothing,
+    concurrent_writers_on_one_stream_lose_and_duplicate_nothing,
+    concurrent_writers_on_many_streams_keep_positions_gap_free,
+    read_all_is_ordered_and_a_subscription_sees_later_appends,
+    the_newest_snapshot_wins,
+    an_empty_append_checks_the_version_and_writes_nothing,
+    an_invalid_append_is_refused,
+    a_corrupted_record_names_its_stream_and_version,
+]);
+
+// ------------------------------------------------------- backend specifics
+
+#[tokio::test]
+async fn sqlite_reopened_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .append(request("jane", 0, deposits(Codec::Json, "jane", [1, 2])))
+            .await
+            .unwrap();
+        store
+            .append(request("kim", 0, deposits(Codec::Postcard, "kim", [3])))
+            .await
+            .unwrap();
+        store
+            .save_snapshot(Snapshot {
+                stream_type: "account".into(),
+                stream_id: "jane".into(),
+                version: 2,
+                codec: Codec::Json,
+                payload: b"42".to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.head().await.unwrap(), 3);
+    assert_eq!(*store.watch_head().borrow(), 3);
+    let all = store.read_all(1, 10).await.unwrap();
+    assert_eq!(
+        all.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(all[2].codec, Codec::Postcard);
+    assert_eq!(
+        store
+            .load_snapshot("account", "jane")
+            .await
+            .unwrap()
+            .unwrap()
+            .payload,
+        b"42"
+    );
+    // The writer picks up where the file ends.
+    let appended = store
+        .append(request("jane", 2, deposits(Codec::Json, "jane", [4])))
+        .await
+        .unwrap();
+    assert_eq!((appended.version, appended.first_position), (3, 4));
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_file_from_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("INSERT INTO schema_version (version) VALUES (99)", [])
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).err().expect("a newer schema is refused");
+    let message = format!("{err}");
+    assert!(
+        message.contains("schema version 99") && message.contains("newer"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    // Two stores = two nodes: their batches race each other in the database.
+    let node_a: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .pool_size(4)
+            .await
+            .unwrap(),
+    );
+    let node_b: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .pool_size(4)
+            .await
+            .unwrap(),
+    );
+
+    // A third party holds a slow transaction open on the counter row now and
+    // then, the way a slow append would, while the nodes keep appending.
+    let slow = {
+        let (url, schema) = (url.clone(), schema.clone());
+        tokio::spawn(async move {
+            let mut client = pg_client(&url).await;
+            for _ in 0..5 {
+                let tx = client.transaction().await.unwrap();
+                tx.batch_execute(&format!(
+                    "UPDATE {schema}.head SET position = position WHERE id = 1; SELECT pg_sleep(0.1)"
+                ))
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    const WRITERS: u64 = 16;
+    const APPENDS: u64 = 60;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = if w % 2 == 0 {
+            node_a.clone()
+        } else {
+            node_b.clone()
+        };
+        writers.push(tokio::spawn(async move {
+            let id = format!("g{w}");
+            for v in 0..APPENDS {
+                store
+                    .append(request(&id, v, deposits(Codec::Json, &id, [v])))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let total = WRITERS * APPENDS;
+    // The reader tails with plain read_all calls, as a view would.
+    let reader = {
+        let store = node_a.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut next = 1;
+            while (seen.len() as u64) < total {
+                let batch = store.read_all(next, 37).await.unwrap();
+                for e in batch {
+                    assert_eq!(e.position, next, "the reader skipped or repeated a position");
+                    next += 1;
+                    seen.push(e.position);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    slow.await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, (1..=total).collect::<Vec<_>>());
+    let all = node_b.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(all.len() as u64, total);
+    drop((node_a, node_b));
+    pg_client(&url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

@@ -1,0 +1,10 @@
+//! An event with a `…CreationFailed` name records a rejected command, which is an `Err`, never an event.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(factum::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AccountCreationFailed {
+    pub reason: String,
+}
+
+fn main() {}

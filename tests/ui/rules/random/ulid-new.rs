@@ -1,0 +1,59 @@
+//! `Ulid::new` in a #[handle] and an #[apply] body, in every form: short path, full path,
+//! in a closure, inside a macro argument, as a function value.
+
+use ulid::Ulid;
+use serde::{Deserialize, Serialize};
+
+// A stand-in for the `ulid` crate with its real paths: the check reads paths, not types.
+#[allow(dead_code)]
+mod ulid {
+    #[derive(Debug)]
+    pub struct Ulid;
+    impl Ulid {
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Ulid
+        }
+        pub fn generate() -> Self {
+            Ulid
+        }
+    }
+}
+
+#[derive(factum::Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Opened {
+    pub n: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Open;
+
+#[derive(Default, Clone, Debug)]
+pub struct Account {
+    n: u64,
+}
+
+#[factum::entity]
+impl Account {
+    #[handle]
+    fn open(&self, _cmd: Open) -> Opened {
+        let _short = Ulid::new();
+        let _full = ulid::Ulid::new();
+        let _in_closure = (0..1).map(|_| Ulid::new()).count();
+        let _in_macro = format!("{:?}", Ulid::new());
+        let _as_value = Ulid::new;
+        Opened { n: self.n }
+    }
+
+    #[apply]
+    fn opened(&mut self, e: &Opened) {
+        let _short = Ulid::new();
+        let _full = ulid::Ulid::new();
+        let _in_closure = (0..1).map(|_| Ulid::new()).count();
+        let _in_macro = format!("{:?}", Ulid::new());
+        let _as_value = Ulid::new;
+        self.n = e.n;
+    }
+}
+
+fn main() {}
