@@ -161,6 +161,41 @@ pub async fn write_log(store: &dyn EventStore, n: u64, streams: u64) {
 /// How many streams the crash tests' log spreads over.
 pub const CHILD_STREAMS: u64 = 1000;
 
+/// Writes `n` events (`n` a multiple of `streams * 100`) over `streams`
+/// streams, 100 events per append, so a durable store takes it in seconds.
+pub async fn write_log_in_chunks(store: &dyn EventStore, n: u64, streams: u64) {
+    let rounds = n / streams / 100;
+    let mut i = 0;
+    for round in 0..rounds {
+        for s in 0..streams {
+            let events: Vec<Scored> = (0..100)
+                .map(|_| {
+                    i += 1;
+                    Scored { amount: amount(i) }
+                })
+                .collect();
+            append_many(store, &format!("s{s}"), round * 100, &events).await;
+        }
+    }
+}
+
+/// A fresh fold of every `Scored` in `store`: (count, sum) per stream.
+pub async fn fold_log(store: &dyn EventStore) -> BTreeMap<String, (u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut from = 1;
+    loop {
+        let page = store.read_all(from, 4096).await.expect("read the log");
+        let Some(last) = page.last() else { return out };
+        from = last.position + 1;
+        for record in page.iter().filter(|r| r.event_type == <Scored as factum::Event>::NAME) {
+            let e: Scored = Codec::Json.decode(&record.payload).expect("decode");
+            let row = out.entry(record.stream_id.clone()).or_default();
+            row.0 += 1;
+            row.1 += e.amount;
+        }
+    }
+}
+
 /// What the tally view must contain after folding that log: a fresh fold.
 pub fn expected_tallies(n: u64, streams: u64) -> BTreeMap<String, (u64, u64)> {
     let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();

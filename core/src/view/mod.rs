@@ -510,6 +510,7 @@ pub(crate) struct Shared<V: View> {
     pub(crate) changes: broadcast::Sender<RowChange<V>>,
     pub(crate) stopped: watch::Sender<bool>,
     pub(crate) runner: watch::Sender<bool>,
+    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 impl<V: View> Shared<V> {
@@ -655,6 +656,13 @@ impl<V: View> ViewReader<V> {
     /// another process does and this one only serves queries.
     pub fn is_runner(&self) -> bool {
         self.shared.as_ref().is_some_and(|s| *s.runner.borrow())
+    }
+
+    /// The last error the view's runner hit (it retries after each), if any:
+    /// for health checks and logs.
+    pub fn last_error(&self) -> Option<String> {
+        let shared = self.shared.as_ref()?;
+        shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The physical table queries are served from now.

@@ -51,7 +51,14 @@ impl std::fmt::Debug for PostgresViewStore {
 
 fn err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> ViewStoreError {
     let context = context.into();
-    move |e| ViewStoreError::backend(BACKEND, context, e)
+    move |e| {
+        // tokio-postgres displays a server error as "db error"; the message is in its source.
+        let context = match e.as_db_error() {
+            Some(db) => format!("{context} ({}: {})", db.code().code(), db.message()),
+            None => context,
+        };
+        ViewStoreError::backend(BACKEND, context, e)
+    }
 }
 
 fn quote_ident(s: &str) -> String {
@@ -399,6 +406,18 @@ impl ViewStore for PostgresViewStore {
     ) -> Result<Arc<dyn ViewTable>, ViewStoreError> {
         let name = table_name(id);
         let (rows, ix) = (quote_ident(&name), quote_ident(&format!("{name}_ix")));
+        let table = Arc::new(PgTable {
+            id: id.clone(),
+            inner: self.inner.clone(),
+            rows: rows.clone(),
+            ix: ix.clone(),
+        });
+        // A registered table exists (it is registered in the transaction that creates
+        // it). Skipping the DDL then matters: `CREATE INDEX IF NOT EXISTS` locks the
+        // table even when the index exists, which deadlocks with the runner's commits.
+        if position_of(&self.inner.reader.client, id).await?.is_some() {
+            return Ok(table);
+        }
         let mut conn = self.inner.writer.lock().await;
         let tx = conn.client.transaction().await.map_err(err("beginning a table creation"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
@@ -421,12 +440,7 @@ impl ViewStore for PostgresViewStore {
         .await
         .map_err(err(format!("registering table {id}")))?;
         tx.commit().await.map_err(err("committing a table creation"))?;
-        Ok(Arc::new(PgTable {
-            id: id.clone(),
-            inner: self.inner.clone(),
-            rows,
-            ix,
-        }))
+        Ok(table)
     }
 
     async fn activate(&self, id: &TableId) -> Result<(), ViewStoreError> {

@@ -130,6 +130,7 @@ pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
         changes: broadcast::channel(4096).0,
         stopped: watch::channel(false).0,
         runner: watch::channel(false).0,
+        last_error: std::sync::Mutex::new(None),
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     {
@@ -208,6 +209,7 @@ impl<V: View> Supervisor<V> {
                     }
                     Err(error) => {
                         tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
+                        *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
                         drop(lease);
                         tokio::time::sleep(LEASE_RETRY).await;
                     }
