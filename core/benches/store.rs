@@ -1,1 +1,3 @@
+//! Store benchmarks (placeholder until the bench branch lands).
+
 fn main() {}

@@ -143,7 +143,9 @@ fn bench(c: &mut Criterion) {
                                 n += 1;
                                 let schema = format!("factum_bench_views_{}_{n}", std::process::id());
                                 let views = rt
-                                    .block_on(factum::view::PostgresViewStore::connect_in_schema(&url, &schema))
+                                    .block_on(factum::view::PostgresViewStore::connect_in_schema(
+                                        &url, &schema,
+                                    ))
                                     .expect("connect");
                                 let took = rt.block_on(catch_up(log.clone(), Arc::new(views)));
                                 rt.block_on(drop_schema(&url, &schema));
@@ -229,7 +231,9 @@ async fn reset_sqlite_views(path: &std::path::Path) {
 
 #[cfg(feature = "postgres")]
 async fn drop_schema(url: &str, schema: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
     tokio::spawn(conn);
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))

@@ -22,9 +22,9 @@ pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError
 pub use store::PostgresStore;
 pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
-pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
+pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///
@@ -149,7 +149,10 @@ pub use factum_macros::view;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
-    pub use crate::{App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity, view};
+    pub use crate::{
+        App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity,
+        view,
+    };
 }
 
 /// Items generated code refers to. Not part of the public API: no stability promise.

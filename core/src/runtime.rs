@@ -126,7 +126,8 @@ impl AppBuilder {
                 cache_capacity: self.cache_capacity,
                 cache: Mutex::new(HashMap::new()),
                 views: crate::view::Registry::new(
-                    self.view_store.unwrap_or_else(|| Arc::new(MemoryViewStore::new())),
+                    self.view_store
+                        .unwrap_or_else(|| Arc::new(MemoryViewStore::new())),
                     self.view_batch,
                 ),
             }),

@@ -48,7 +48,10 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let handlers = parse_handlers(&item, &cx);
     check_duplicates(&handlers, &cx);
     let generated = if item.trait_.is_some() {
-        cx.error_spanned_by(&item.self_ty, "#[view] goes on an inherent impl block (`impl Row { … }`)");
+        cx.error_spanned_by(
+            &item.self_ty,
+            "#[view] goes on an inherent impl block (`impl Row { … }`)",
+        );
         TokenStream::new()
     } else if !item.generics.params.is_empty() {
         cx.error_spanned_by(&item.generics, "a view row type cannot be generic");
@@ -177,7 +180,10 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
     let sig = &method.sig;
     let mut ok = true;
     if let Some(asyncness) = &sig.asyncness {
-        cx.error_spanned_by(asyncness, "an #[on] handler cannot be async: folding an event is a pure, synchronous step");
+        cx.error_spanned_by(
+            asyncness,
+            "an #[on] handler cannot be async: folding an event is a pure, synchronous step",
+        );
         ok = false;
     }
     if !sig.generics.params.is_empty() {
@@ -188,7 +194,10 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
     match inputs.next() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_some() => {}
         Some(other) => {
-            cx.error_spanned_by(other, "an #[on] handler takes `&mut self` first: it folds the event into the row");
+            cx.error_spanned_by(
+                other,
+                "an #[on] handler takes `&mut self` first: it folds the event into the row",
+            );
             ok = false;
         }
         None => {
@@ -200,7 +209,10 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
         Some(FnArg::Typed(pt)) => match &*pt.ty {
             Type::Reference(r) if r.mutability.is_none() => (&*r.elem, pat_ident(&pt.pat)),
             other => {
-                cx.error_spanned_by(other, "the event parameter must be a shared reference `&Event`: events are never modified");
+                cx.error_spanned_by(
+                    other,
+                    "the event parameter must be a shared reference `&Event`: events are never modified",
+                );
                 return None;
             }
         },
@@ -209,7 +221,10 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
             return None;
         }
         None => {
-            cx.error_spanned_by(&sig.ident, "an #[on] handler takes the event it folds: `e: &Event`");
+            cx.error_spanned_by(
+                &sig.ident,
+                "an #[on] handler takes the event it folds: `e: &Event`",
+            );
             return None;
         }
     };
@@ -217,13 +232,19 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
         None => None,
         Some(FnArg::Typed(pt)) if is_meta_ref(&pt.ty) => Some(pat_ident(&pt.pat)),
         Some(other) => {
-            cx.error_spanned_by(other, "the optional third parameter of an #[on] handler is `meta: &EventMeta`");
+            cx.error_spanned_by(
+                other,
+                "the optional third parameter of an #[on] handler is `meta: &EventMeta`",
+            );
             ok = false;
             None
         }
     };
     if let Some(extra) = inputs.next() {
-        cx.error_spanned_by(extra, "an #[on] handler takes `&mut self`, `&Event` and optionally `&EventMeta`, nothing more");
+        cx.error_spanned_by(
+            extra,
+            "an #[on] handler takes `&mut self`, `&Event` and optionally `&EventMeta`, nothing more",
+        );
         ok = false;
     }
     if let ReturnType::Type(_, ty) = &sig.output {
@@ -233,7 +254,10 @@ fn check_signature<'a>(method: &'a ImplItemFn, key: Option<syn::Expr>, cx: &Ctxt
             _ => false,
         };
         if !allowed {
-            cx.error_spanned_by(ty, "an #[on] handler returns `()` or `ViewOp` (`ViewOp::Delete` removes the row)");
+            cx.error_spanned_by(
+                ty,
+                "an #[on] handler returns `()` or `ViewOp` (`ViewOp::Delete` removes the row)",
+            );
             ok = false;
         }
     }
@@ -316,7 +340,7 @@ fn generate(item: &ItemImpl, attr: &ViewAttr, handlers: &[Handler<'_>]) -> Token
         let keys = members.iter().enumerate().map(|(j, &i)| {
             let h = &handlers[i];
             let key_var = format_ident!("__key{}", j);
-            let key = match &h.key {
+            match &h.key {
                 Some(expr) => {
                     let e_name = h.event_name.filter(|n| *n != "e");
                     let m_name = h.meta.flatten().filter(|n| *n != "meta");
@@ -339,8 +363,7 @@ fn generate(item: &ItemImpl, attr: &ViewAttr, handlers: &[Handler<'_>]) -> Token
                 None => quote! {
                     let #key_var: ::std::string::String = ::std::borrow::ToOwned::to_owned(__meta.stream_id);
                 },
-            };
-            key
+            }
         });
         let pushes = members.iter().enumerate().map(|(j, &i)| {
             let key_var = format_ident!("__key{}", j);

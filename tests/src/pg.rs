@@ -8,7 +8,9 @@ pub fn url(test: &str) -> Option<String> {
     match std::env::var("FACTUM_PG_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("skipping {test}: set FACTUM_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it");
+            eprintln!(
+                "skipping {test}: set FACTUM_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+            );
             None
         }
     }

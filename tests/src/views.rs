@@ -153,7 +153,13 @@ pub async fn write_log(store: &dyn EventStore, n: u64, streams: u64) {
     let mut versions = vec![0u64; streams as usize];
     for i in 0..n {
         let s = (i % streams) as usize;
-        append(store, &format!("s{s}"), versions[s], &Scored { amount: amount(i) }).await;
+        append(
+            store,
+            &format!("s{s}"),
+            versions[s],
+            &Scored { amount: amount(i) },
+        )
+        .await;
         versions[s] += 1;
     }
 }
@@ -187,7 +193,10 @@ pub async fn fold_log(store: &dyn EventStore) -> BTreeMap<String, (u64, u64)> {
         let page = store.read_all(from, 4096).await.expect("read the log");
         let Some(last) = page.last() else { return out };
         from = last.position + 1;
-        for record in page.iter().filter(|r| r.event_type == <Scored as factum::Event>::NAME) {
+        for record in page
+            .iter()
+            .filter(|r| r.event_type == <Scored as factum::Event>::NAME)
+        {
             let e: Scored = Codec::Json.decode(&record.payload).expect("decode");
             let row = out.entry(record.stream_id.clone()).or_default();
             row.0 += 1;

@@ -16,12 +16,25 @@ const EACH: u64 = 400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tailing_view_under_concurrent_writers_equals_a_fresh_fold() {
-    let Some(url) = factum_tests::pg::url("a_tailing_view_under_concurrent_writers") else { return };
+    let Some(url) = factum_tests::pg::url("a_tailing_view_under_concurrent_writers") else {
+        return;
+    };
     let schema = factum_tests::pg::fresh_schema("concurrent");
-    let store: Arc<dyn EventStore> =
-        Arc::new(PostgresStore::connect(url.clone()).schema(schema.clone()).open().await.expect("event store"));
-    let views = PostgresViewStore::connect_in_schema(&url, &schema).await.expect("view store");
-    let app = App::builder().shared_store(store.clone()).view_store(views).view_batch(64).build();
+    let store: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .open()
+            .await
+            .expect("event store"),
+    );
+    let views = PostgresViewStore::connect_in_schema(&url, &schema)
+        .await
+        .expect("view store");
+    let app = App::builder()
+        .shared_store(store.clone())
+        .view_store(views)
+        .view_batch(64)
+        .build();
     app.start_view::<Tally>().await.expect("start");
 
     // When 16 writers append concurrently while the view tails ...
@@ -43,7 +56,10 @@ async fn a_tailing_view_under_concurrent_writers_equals_a_fresh_fold() {
     let head = store.head().await.expect("head");
     assert_eq!(head, WRITERS * EACH);
     let tally = app.view::<Tally>();
-    tokio::time::timeout(Duration::from_secs(60), tally.wait_for(head)).await.expect("caught up").unwrap();
+    tokio::time::timeout(Duration::from_secs(60), tally.wait_for(head))
+        .await
+        .expect("caught up")
+        .unwrap();
     let mut fresh: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut from = 1;
     loop {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum::App;
-use factum::view::ViewStore;
 use factum::store::EventStore;
+use factum::view::ViewStore;
 use factum_tests::views::{CHILD_STREAMS, Tally, fold_log, write_log_in_chunks};
 
 const EVENTS: u64 = 100_000;
@@ -112,7 +112,11 @@ fn crash_and_resume(
     assert_eq!(rows.len(), expected.len(), "one row per stream");
     for (key, row) in rows {
         let (count, sum) = expected[&key];
-        assert_eq!((row.count, row.sum), (count, sum), "row {key}: count and sum of a fresh fold");
+        assert_eq!(
+            (row.count, row.sum),
+            (count, sum),
+            "row {key}: count and sum of a fresh fold"
+        );
     }
 }
 
@@ -120,7 +124,11 @@ fn crash_and_resume(
 fn a_sqlite_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("views.db");
-    let args = vec!["sqlite".to_owned(), path.display().to_string(), EVENTS.to_string()];
+    let args = vec![
+        "sqlite".to_owned(),
+        path.display().to_string(),
+        EVENTS.to_string(),
+    ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let log = {
         let _guard = rt.enter();
@@ -136,12 +144,23 @@ fn a_sqlite_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
 
 #[test]
 fn a_postgres_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
-    let Some(url) = factum_tests::pg::url("a_postgres_view_killed_during_catch_up") else { return };
+    let Some(url) = factum_tests::pg::url("a_postgres_view_killed_during_catch_up") else {
+        return;
+    };
     let schema = factum_tests::pg::fresh_schema("crash");
-    let args = vec!["postgres".to_owned(), url.clone(), schema.clone(), EVENTS.to_string()];
+    let args = vec![
+        "postgres".to_owned(),
+        url.clone(),
+        schema.clone(),
+        EVENTS.to_string(),
+    ];
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let log = rt
-        .block_on(factum::store::PostgresStore::connect(url.clone()).schema(schema.clone()).open())
+        .block_on(
+            factum::store::PostgresStore::connect(url.clone())
+                .schema(schema.clone())
+                .open(),
+        )
         .expect("log");
     crash_and_resume(&rt, Arc::new(log), args, || {
         let store = rt

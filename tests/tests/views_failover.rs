@@ -9,8 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use factum::App;
-use factum::view::PostgresViewStore;
 use factum::store::PostgresStore;
+use factum::view::PostgresViewStore;
 use factum_tests::views::{CHILD_STREAMS, Tally, fold_log, write_log_in_chunks};
 
 const EVENTS: u64 = 100_000;
@@ -63,7 +63,9 @@ impl Drop for Node {
 
 #[test]
 fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
-    let Some(url) = factum_tests::pg::url("only_one_process_runs_a_view") else { return };
+    let Some(url) = factum_tests::pg::url("only_one_process_runs_a_view") else {
+        return;
+    };
     let schema = factum_tests::pg::fresh_schema("failover");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let log = rt
@@ -80,7 +82,10 @@ fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
     assert!(b.says("ready", Duration::from_secs(60)));
     let b_ran = b.says("runner", Duration::from_secs(2));
     let a_lines: Vec<String> = a.lines.try_iter().collect();
-    assert!(!b_ran, "B ran the view while A held it (A said {a_lines:?} since)");
+    assert!(
+        !b_ran,
+        "B ran the view while A held it (A said {a_lines:?} since)"
+    );
 
     // When A dies mid catch-up ...
     let checkpoint_at_kill = rt.block_on(checkpoint(&url, &schema));
@@ -94,25 +99,36 @@ fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
 
     // ... then B takes over within seconds and finishes.
     assert!(b.says("runner", Duration::from_secs(10)), "B took over");
-    assert!(b.says("done", Duration::from_secs(120)), "B finished the catch-up");
+    assert!(
+        b.says("done", Duration::from_secs(120)),
+        "B finished the catch-up"
+    );
 
     let rows = rt.block_on(rows(&url, &schema));
     let expected = rt.block_on(fold_log(&log));
     assert_eq!(rows.len(), expected.len());
     for (key, row) in rows {
-        assert_eq!((row.count, row.sum), expected[&key], "row {key}: no loss, no duplicate");
+        assert_eq!(
+            (row.count, row.sum),
+            expected[&key],
+            "row {key}: no loss, no duplicate"
+        );
     }
 }
 
 async fn reader(url: &str, schema: &str) -> App {
-    let store = PostgresViewStore::connect_in_schema(url, schema).await.expect("connect");
+    let store = PostgresViewStore::connect_in_schema(url, schema)
+        .await
+        .expect("connect");
     let app = App::builder().view_store(store).build();
     app.start_view::<Tally>().await.expect("start");
     app
 }
 
 async fn checkpoint(url: &str, schema: &str) -> u64 {
-    let store = PostgresViewStore::connect_in_schema(url, schema).await.expect("connect");
+    let store = PostgresViewStore::connect_in_schema(url, schema)
+        .await
+        .expect("connect");
     use factum::view::ViewStore;
     let tables = store.tables("test_tally").await.expect("tables");
     tables.iter().map(|t| t.position).max().unwrap_or(0)

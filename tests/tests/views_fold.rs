@@ -13,7 +13,11 @@ use factum_tests::views::{ByDigit, Cleared, Ignored, Scored, Tally, append, appe
 
 async fn app_on(view_store: impl ViewStore) -> (App, Arc<dyn EventStore>) {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
-    let app = App::builder().shared_store(store.clone()).view_store(view_store).view_batch(7).build();
+    let app = App::builder()
+        .shared_store(store.clone())
+        .view_store(view_store)
+        .view_batch(7)
+        .build();
     (app, store)
 }
 
@@ -21,7 +25,15 @@ async fn folds_rows_keys_indexes_and_deletes(view_store: impl ViewStore) {
     let (app, store) = app_on(view_store).await;
     // Given events written before the views start (catch-up) ...
     append_many(&*store, "a", 0, &[Scored { amount: 3 }, Scored { amount: 4 }]).await;
-    append(&*store, "b", 0, &Ignored { note: "not folded".into() }).await;
+    append(
+        &*store,
+        "b",
+        0,
+        &Ignored {
+            note: "not folded".into(),
+        },
+    )
+    .await;
     append(&*store, "b", 1, &Scored { amount: 13 }).await;
     app.start_view::<Tally>().await.expect("start tally");
     app.start_view::<ByDigit>().await.expect("start by digit");
@@ -31,7 +43,10 @@ async fn folds_rows_keys_indexes_and_deletes(view_store: impl ViewStore) {
     let last = append(&*store, "d", 0, &Scored { amount: 23 }).await;
 
     let tally = app.view::<Tally>();
-    tokio::time::timeout(Duration::from_secs(10), tally.wait_for(last)).await.expect("caught up").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), tally.wait_for(last))
+        .await
+        .expect("caught up")
+        .unwrap();
     let a = tally.get("a").await.unwrap().expect("row a");
     assert_eq!((a.count, a.sum, a.parity.as_str()), (2, 7, "odd"));
     let b = tally.get("b").await.unwrap().expect("row b");
@@ -39,32 +54,62 @@ async fn folds_rows_keys_indexes_and_deletes(view_store: impl ViewStore) {
     assert_eq!(tally.get("c").await.unwrap(), None, "Cleared deletes the row");
     assert_eq!(tally.get("nobody").await.unwrap(), None);
 
-    let odd: Vec<String> = tally.find_by_parity("odd").await.unwrap().into_iter().map(|(k, _)| k).collect();
+    let odd: Vec<String> = tally
+        .find_by_parity("odd")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(odd, ["a", "b", "d"]);
     assert!(tally.find_by_parity("even").await.unwrap().is_empty());
 
     let page = tally.list(None, 2).await.unwrap();
-    assert_eq!(page.rows.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        page.rows.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
     let rest = tally.list(page.next.as_deref(), 2).await.unwrap();
-    assert_eq!(rest.rows.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["d"]);
+    assert_eq!(
+        rest.rows.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["d"]
+    );
     assert_eq!(rest.next, None);
 
     let by_digit = app.view::<ByDigit>();
     by_digit.wait_for(last).await.unwrap();
-    assert_eq!(by_digit.get("3").await.unwrap(), Some(ByDigit { count: 3, sum: 3 + 13 + 23 }));
-    assert_eq!(by_digit.get("4").await.unwrap(), Some(ByDigit { count: 1, sum: 4 }));
-    assert_eq!(by_digit.get("0").await.unwrap(), Some(ByDigit { count: 1, sum: 10 }));
+    assert_eq!(
+        by_digit.get("3").await.unwrap(),
+        Some(ByDigit {
+            count: 3,
+            sum: 3 + 13 + 23
+        })
+    );
+    assert_eq!(
+        by_digit.get("4").await.unwrap(),
+        Some(ByDigit { count: 1, sum: 4 })
+    );
+    assert_eq!(
+        by_digit.get("0").await.unwrap(),
+        Some(ByDigit { count: 1, sum: 10 })
+    );
 
     // Live changes: of one key, and of the whole view.
     let mut of_a = tally.changes_of("a").unwrap();
     let mut all = tally.changes().unwrap();
     append(&*store, "e", 0, &Scored { amount: 1 }).await;
     let pos = append(&*store, "a", 2, &Scored { amount: 1 }).await;
-    let change = tokio::time::timeout(Duration::from_secs(10), of_a.next()).await.unwrap().unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(10), of_a.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(change.key, "a");
     assert_eq!(change.row.map(|r| r.sum), Some(8));
     assert!(change.position <= pos);
-    let first = tokio::time::timeout(Duration::from_secs(10), all.next()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), all.next())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(first.key == "e" || first.key == "a");
 }
 
@@ -81,7 +126,9 @@ async fn sqlite_view_folds_rows_keys_indexes_and_deletes() {
 
 #[tokio::test]
 async fn postgres_view_folds_rows_keys_indexes_and_deletes() {
-    let Some(store) = factum_tests::pg::view_store("fold").await else { return };
+    let Some(store) = factum_tests::pg::view_store("fold").await else {
+        return;
+    };
     folds_rows_keys_indexes_and_deletes(store).await;
 }
 
@@ -92,17 +139,27 @@ async fn a_sqlite_view_resumes_from_its_checkpoint_after_a_restart() {
     let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
     append_many(&*store, "a", 0, &[Scored { amount: 1 }, Scored { amount: 2 }]).await;
     {
-        let app = App::builder().shared_store(store.clone()).view_store(SqliteViewStore::open(&path).unwrap()).build();
+        let app = App::builder()
+            .shared_store(store.clone())
+            .view_store(SqliteViewStore::open(&path).unwrap())
+            .build();
         app.start_view::<Tally>().await.unwrap();
         app.view::<Tally>().wait_for(2).await.unwrap();
     }
     let last = append(&*store, "a", 2, &Scored { amount: 4 }).await;
-    let app = App::builder().shared_store(store.clone()).view_store(SqliteViewStore::open(&path).unwrap()).build();
+    let app = App::builder()
+        .shared_store(store.clone())
+        .view_store(SqliteViewStore::open(&path).unwrap())
+        .build();
     app.start_view::<Tally>().await.unwrap();
     let tally = app.view::<Tally>();
     tally.wait_for(last).await.unwrap();
     let a = tally.get("a").await.unwrap().unwrap();
-    assert_eq!((a.count, a.sum), (3, 7), "the first two events were not folded again");
+    assert_eq!(
+        (a.count, a.sum),
+        (3, 7),
+        "the first two events were not folded again"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +173,10 @@ async fn a_view_that_was_not_started_says_so() {
 async fn start_views_discovers_every_linked_view() {
     let app = App::in_memory();
     let names = app.start_views().await.unwrap();
-    assert!(names.contains(&"test_tally") && names.contains(&"test_by_digit"), "{names:?}");
+    assert!(
+        names.contains(&"test_tally") && names.contains(&"test_by_digit"),
+        "{names:?}"
+    );
     assert_eq!(app.running_views(), names);
 }
 
@@ -129,7 +189,12 @@ fn the_test_kit_folds_given_events_into_rows() {
         .given("b", Cleared {})
         .then_row(
             "a",
-            Tally { count: 2, sum: 7, parity: "odd".into(), last_at: testkit::DEFAULT_NOW },
+            Tally {
+                count: 2,
+                sum: 7,
+                parity: "odd".into(),
+                last_at: testkit::DEFAULT_NOW,
+            },
         )
         .then_no_row("b");
     testkit::view::<ByDigit>()

@@ -43,7 +43,10 @@ impl SumV2 {
 }
 
 fn expected_sum(stream: u64) -> u64 {
-    (0..EVENTS).filter(|i| i % STREAMS == stream).map(factum_tests::views::amount).sum()
+    (0..EVENTS)
+        .filter(|i| i % STREAMS == stream)
+        .map(factum_tests::views::amount)
+        .sum()
 }
 
 async fn bumping_the_version_rebuilds_beside_the_live_table(view_store: Arc<dyn ViewStore>, batch: usize) {
@@ -53,10 +56,16 @@ async fn bumping_the_version_rebuilds_beside_the_live_table(view_store: Arc<dyn 
 
     // Given version 1 running and caught up.
     {
-        let app = App::builder().shared_store(log.clone()).shared_view_store(view_store.clone()).build();
+        let app = App::builder()
+            .shared_store(log.clone())
+            .shared_view_store(view_store.clone())
+            .build();
         app.start_view::<SumV1>().await.unwrap();
         app.view::<SumV1>().wait_for(EVENTS).await.unwrap();
-        assert_eq!(app.view::<SumV1>().get("s0").await.unwrap(), Some(SumV1 { sum: v1_sum }));
+        assert_eq!(
+            app.view::<SumV1>().get("s0").await.unwrap(),
+            Some(SumV1 { sum: v1_sum })
+        );
     }
 
     // When the code moves to version 2 (small batches, so the rebuild takes a while) ...
@@ -76,7 +85,11 @@ async fn bumping_the_version_rebuilds_beside_the_live_table(view_store: Arc<dyn 
         if serving.version == 2 {
             break;
         }
-        assert_eq!(row, Some(SumV2 { sum: v1_sum }), "a version-1 row while v1 serves");
+        assert_eq!(
+            row,
+            Some(SumV2 { sum: v1_sum }),
+            "a version-1 row while v1 serves"
+        );
         answered_from_v1 += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -113,7 +126,12 @@ async fn bumping_the_version_rebuilds_beside_the_live_table(view_store: Arc<dyn 
     // The live table kept tailing during the rebuild; the new one tails after it.
     let pos = factum_tests::views::append(&*log, "s0", EVENTS / STREAMS, &Scored { amount: 1 }).await;
     view.wait_for(pos).await.unwrap();
-    assert_eq!(view.get("s0").await.unwrap(), Some(SumV2 { sum: 10 * v1_sum + 10 }));
+    assert_eq!(
+        view.get("s0").await.unwrap(),
+        Some(SumV2 {
+            sum: 10 * v1_sum + 10
+        })
+    );
 }
 
 #[tokio::test]
@@ -130,16 +148,30 @@ async fn sqlite_version_bump_and_rebuild_swap_blue_green() {
 
 #[tokio::test]
 async fn postgres_version_bump_and_rebuild_swap_blue_green() {
-    let Some(store) = factum_tests::pg::view_store("rebuild").await else { return };
+    let Some(store) = factum_tests::pg::view_store("rebuild").await else {
+        return;
+    };
     bumping_the_version_rebuilds_beside_the_live_table(Arc::new(store), 25).await;
 }
 
 #[tokio::test]
 async fn two_views_with_one_name_are_a_start_up_error() {
     let err = App::in_memory().start_views().await.unwrap_err();
-    assert!(matches!(err, ViewError::DuplicateName { name: "test_rebuild", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ViewError::DuplicateName {
+                name: "test_rebuild",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let message = err.to_string();
-    assert!(message.contains("SumV1") && message.contains("SumV2"), "{message}");
+    assert!(
+        message.contains("SumV1") && message.contains("SumV2"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -9,14 +9,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 
 use super::{
-    Commit, LocalLease, Lease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
+    Commit, Lease, LocalLease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
 };
 
 /// An in-memory [`ViewStore`]. Cloning shares the tables.
 #[derive(Clone, Default)]
 pub struct MemoryViewStore {
-    tables: Arc<Mutex<HashMap<TableId, (TableState, Arc<MemoryTable>)>>>,
+    tables: Arc<Mutex<Tables>>,
 }
+
+/// Every table, with its role.
+type Tables = HashMap<TableId, (TableState, Arc<MemoryTable>)>;
 
 impl std::fmt::Debug for MemoryViewStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +78,13 @@ impl ViewTable for MemoryTable {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ViewStoreError> {
-        Ok(self.data.read().unwrap_or_else(|e| e.into_inner()).rows.get(key).cloned())
+        Ok(self
+            .data
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .rows
+            .get(key)
+            .cloned())
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, ViewStoreError> {
@@ -83,7 +92,12 @@ impl ViewTable for MemoryTable {
         Ok(keys.iter().map(|k| data.rows.get(k).cloned()).collect())
     }
 
-    async fn find(&self, index: &str, value: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn find(
+        &self,
+        index: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         let Some(keys) = data.index.get(index).and_then(|v| v.get(value)) else {
             return Ok(Vec::new());
@@ -95,7 +109,11 @@ impl ViewTable for MemoryTable {
             .collect())
     }
 
-    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let data = self.data.read().unwrap_or_else(|e| e.into_inner());
         let lower = match after {
             Some(a) => Bound::Excluded(a),
@@ -194,7 +212,11 @@ impl ViewStore for MemoryViewStore {
         }
         tables.retain(|other, (state, _)| other.view != id.view || *state != TableState::Retired);
         for (other, (state, _)) in tables.iter_mut().filter(|(other, _)| other.view == id.view) {
-            *state = if other == id { TableState::Active } else { TableState::Retired };
+            *state = if other == id {
+                TableState::Active
+            } else {
+                TableState::Retired
+            };
         }
         Ok(())
     }

@@ -329,7 +329,8 @@ pub trait ViewTable: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
     /// Rows with key `> after` (all when `None`), in key order, at most `limit`.
-    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
+    async fn list(&self, after: Option<&str>, limit: usize)
+    -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
     /// Applies the row changes and moves the checkpoint, all or nothing.
     async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError>;
 }
@@ -563,7 +564,9 @@ fn decode_row<V: View>(key: &str, bytes: &[u8]) -> Result<V, ViewError> {
 
 impl<V: View> ViewReader<V> {
     fn shared(&self) -> Result<&Arc<Shared<V>>, ViewError> {
-        self.shared.as_ref().ok_or(ViewError::NotRunning { view: V::NAME })
+        self.shared
+            .as_ref()
+            .ok_or(ViewError::NotRunning { view: V::NAME })
     }
 
     fn storage(e: ViewStoreError) -> ViewError {
@@ -587,7 +590,10 @@ impl<V: View> ViewReader<V> {
     /// Generated `find_by_<field>` methods call this.
     pub async fn find_by(&self, index: &str, value: &str) -> Result<Vec<(String, V)>, ViewError> {
         let table = self.shared()?.serving();
-        let rows = table.find(index, value, usize::MAX).await.map_err(Self::storage)?;
+        let rows = table
+            .find(index, value, usize::MAX)
+            .await
+            .map_err(Self::storage)?;
         rows.into_iter()
             .map(|(k, bytes)| decode_row::<V>(&k, &bytes).map(|row| (k, row)))
             .collect()
@@ -662,7 +668,11 @@ impl<V: View> ViewReader<V> {
     /// for health checks and logs.
     pub fn last_error(&self) -> Option<String> {
         let shared = self.shared.as_ref()?;
-        shared.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The physical table queries are served from now.
@@ -702,7 +712,9 @@ impl<V: Clone> RowChanges<V> {
 
 impl<V> fmt::Debug for RowChanges<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RowChanges").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("RowChanges")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 

@@ -91,7 +91,13 @@ fn table_name(id: &TableId) -> String {
     let view: String = id
         .view
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("fv_{view}_v{}_b{}", id.version, id.build)
 }
@@ -171,7 +177,10 @@ fn utf8(bytes: &[u8]) -> Result<&str, ViewStoreError> {
     std::str::from_utf8(bytes).map_err(|e| ViewStoreError::backend(BACKEND, "a row is not UTF-8 JSON", e))
 }
 
-async fn position_of(client: &impl tokio_postgres::GenericClient, id: &TableId) -> Result<Option<u64>, ViewStoreError> {
+async fn position_of(
+    client: &impl tokio_postgres::GenericClient,
+    id: &TableId,
+) -> Result<Option<u64>, ViewStoreError> {
     let row = client
         .query_opt(
             "SELECT position FROM factum_view_tables WHERE view = $1 AND version = $2 AND build = $3",
@@ -180,7 +189,9 @@ async fn position_of(client: &impl tokio_postgres::GenericClient, id: &TableId) 
         .await
         .map_err(err("reading a checkpoint"))?;
     match row {
-        Some(r) => Ok(Some(r.try_get::<_, i64>(0).map_err(err("reading a checkpoint"))? as u64)),
+        Some(r) => Ok(Some(
+            r.try_get::<_, i64>(0).map_err(err("reading a checkpoint"))? as u64
+        )),
         None => Ok(None),
     }
 }
@@ -194,7 +205,9 @@ impl ViewTable for PgTable {
     async fn checkpoint(&self) -> Result<u64, ViewStoreError> {
         position_of(&self.inner.reader.client, &self.id)
             .await?
-            .ok_or_else(|| ViewStoreError::NoTable { table: self.id.clone() })
+            .ok_or_else(|| ViewStoreError::NoTable {
+                table: self.id.clone(),
+            })
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ViewStoreError> {
@@ -213,7 +226,10 @@ impl ViewTable for PgTable {
             .inner
             .reader
             .client
-            .query(&format!("SELECT key, row FROM {} WHERE key = ANY($1)", self.rows), &[&keys])
+            .query(
+                &format!("SELECT key, row FROM {} WHERE key = ANY($1)", self.rows),
+                &[&keys],
+            )
             .await
             .map_err(err(format!("reading rows of {}", self.id)))?;
         let mut found = std::collections::HashMap::with_capacity(rows.len());
@@ -224,7 +240,12 @@ impl ViewTable for PgTable {
         Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 
-    async fn find(&self, index: &str, value: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn find(
+        &self,
+        index: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .inner
@@ -245,7 +266,11 @@ impl ViewTable for PgTable {
             .collect()
     }
 
-    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .inner
@@ -267,7 +292,11 @@ impl ViewTable for PgTable {
 
     async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError> {
         let mut conn = self.inner.writer.lock().await;
-        let tx = conn.client.transaction().await.map_err(err("beginning a commit"))?;
+        let tx = conn
+            .client
+            .transaction()
+            .await
+            .map_err(err("beginning a commit"))?;
         let id = &self.id;
         let moved = tx
             .execute(
@@ -324,9 +353,12 @@ impl ViewTable for PgTable {
             .map_err(err(format!("writing rows of {id}")))?;
         }
         if !del_keys.is_empty() {
-            tx.execute(&format!("DELETE FROM {} WHERE key = ANY($1)", self.rows), &[&del_keys])
-                .await
-                .map_err(err(format!("deleting rows of {id}")))?;
+            tx.execute(
+                &format!("DELETE FROM {} WHERE key = ANY($1)", self.rows),
+                &[&del_keys],
+            )
+            .await
+            .map_err(err(format!("deleting rows of {id}")))?;
         }
         if indexed || !del_keys.is_empty() {
             let all: Vec<&str> = commit.rows.iter().map(|w| w.key.as_str()).collect();
@@ -419,7 +451,11 @@ impl ViewStore for PostgresViewStore {
             return Ok(table);
         }
         let mut conn = self.inner.writer.lock().await;
-        let tx = conn.client.transaction().await.map_err(err("beginning a table creation"))?;
+        let tx = conn
+            .client
+            .transaction()
+            .await
+            .map_err(err("beginning a table creation"))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DDL_LOCK])
             .await
             .map_err(err("locking for a table creation"))?;
@@ -484,7 +520,10 @@ impl ViewStore for PostgresViewStore {
         let conn = connect(&self.inner.url, self.inner.schema.as_deref()).await?;
         let got: bool = conn
             .client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &lock_key(view)])
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&LOCK_CLASS, &lock_key(view)],
+            )
             .await
             .map_err(err(format!("taking the runner lock of view {view}")))?
             .try_get(0)

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::{
-    Commit, EventMeta, Lease, RowChange, RowWrite, RunningMap, RunningView, Shared, TableId, TableState,
-    View, ViewError, ViewOp, ViewStore, ViewStoreError, ViewTable, ROW_CODEC,
+    Commit, EventMeta, Lease, ROW_CODEC, RowChange, RowWrite, RunningMap, RunningView, Shared, TableId,
+    TableState, View, ViewError, ViewOp, ViewStore, ViewStoreError, ViewTable,
 };
 use crate::runtime::App;
 use crate::store::{EventStore, RecordedEvent};
@@ -72,7 +72,9 @@ impl Registry {
         let (view, sent) = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let Some((view, r)) = running.get_key_value(name) else {
-                return Err(ViewError::Unknown { name: name.to_owned() });
+                return Err(ViewError::Unknown {
+                    name: name.to_owned(),
+                });
             };
             (*view, r.control.send(Control::Rebuild(tx)).is_ok())
         };
@@ -88,7 +90,10 @@ pub(crate) fn start_erased<V: View>(app: &App) -> StartFuture<'_> {
 }
 
 fn storage<V: View>(source: ViewStoreError) -> ViewError {
-    ViewError::Storage { view: V::NAME, source }
+    ViewError::Storage {
+        view: V::NAME,
+        source,
+    }
 }
 
 /// Starts `V` on `app`: opens the table queries are served from and spawns the supervisor.
@@ -197,23 +202,24 @@ impl<V: View> Supervisor<V> {
                 break;
             }
             match self.store.try_lease(V::NAME).await {
-                Ok(Some(lease)) => match {
+                Ok(Some(lease)) => {
                     self.shared.runner.send_replace(true);
                     let led = self.lead(&*lease).await;
                     self.shared.runner.send_replace(false);
-                    led
-                } {
-                    Ok(Led::Exit) => break,
-                    Ok(Led::LeaseLost) => {
-                        tracing::warn!(view = V::NAME, "lost the runner lease; waiting to take it back");
+                    match led {
+                        Ok(Led::Exit) => break,
+                        Ok(Led::LeaseLost) => {
+                            tracing::warn!(view = V::NAME, "lost the runner lease; waiting to take it back");
+                        }
+                        Err(error) => {
+                            tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
+                            *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some(error.to_string());
+                            drop(lease);
+                            tokio::time::sleep(LEASE_RETRY).await;
+                        }
                     }
-                    Err(error) => {
-                        tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
-                        *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
-                        drop(lease);
-                        tokio::time::sleep(LEASE_RETRY).await;
-                    }
-                },
+                }
                 Ok(None) => {
                     // Another process runs the view: serve its tables and try again soon.
                     let until = tokio::time::Instant::now() + LEASE_RETRY;
@@ -347,7 +353,9 @@ impl<V: View> Supervisor<V> {
                 let read = step::<V>(&*self.events, run, self.batch, None).await?;
                 if read == 0 {
                     // Caught up with the log: swap it in, atomically in storage and here.
-                    let Some(run) = building.take() else { unreachable!() };
+                    let Some(run) = building.take() else {
+                        unreachable!()
+                    };
                     self.store.activate(run.table.id()).await.map_err(storage::<V>)?;
                     tracing::info!(view = V::NAME, table = %run.table.id(), "swapped in the rebuilt table");
                     self.swap(run.table.clone(), run.checkpoint);
@@ -368,7 +376,8 @@ impl<V: View> Supervisor<V> {
             }
             if let Some(run) = live.as_mut() {
                 let serving = Arc::ptr_eq(&run.table, &self.shared.serving());
-                let read = step::<V>(&*self.events, run, self.batch, serving.then_some(&*self.shared)).await?;
+                let read =
+                    step::<V>(&*self.events, run, self.batch, serving.then_some(&*self.shared)).await?;
                 progressed |= read > 0;
             }
             if !progressed {
@@ -399,11 +408,14 @@ async fn step<V: View>(
     shared: Option<&Shared<V>>,
 ) -> Result<usize, ViewError> {
     let from = run.checkpoint + 1;
-    let records = events.read_all(from, batch).await.map_err(|source| ViewError::Log {
-        view: V::NAME,
-        position: from,
-        source,
-    })?;
+    let records = events
+        .read_all(from, batch)
+        .await
+        .map_err(|source| ViewError::Log {
+            view: V::NAME,
+            position: from,
+            source,
+        })?;
     let Some(last) = records.last() else {
         return Ok(0);
     };
@@ -420,7 +432,12 @@ async fn step<V: View>(
         Err(ViewStoreError::CheckpointMoved { found, .. }) => {
             // Another runner got there first (it held the lease before us):
             // nothing of this batch was applied; continue from where it is.
-            tracing::warn!(view = V::NAME, expected = run.checkpoint, found, "checkpoint moved under us");
+            tracing::warn!(
+                view = V::NAME,
+                expected = run.checkpoint,
+                found,
+                "checkpoint moved under us"
+            );
             run.checkpoint = found;
             return Ok(records.len());
         }

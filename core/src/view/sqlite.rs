@@ -35,7 +35,9 @@ struct Inner {
 
 impl std::fmt::Debug for SqliteViewStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteViewStore").field("path", &self.inner.path).finish()
+        f.debug_struct("SqliteViewStore")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -178,7 +180,12 @@ impl ViewTable for SqliteTable {
             .await
     }
 
-    async fn find(&self, index: &str, value: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn find(
+        &self,
+        index: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let (rows, ix) = (self.rows.clone(), self.ix.clone());
         let (index, value) = (index.to_owned(), value.to_owned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -199,14 +206,20 @@ impl ViewTable for SqliteTable {
             .await
     }
 
-    async fn list(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
         let rows = self.rows.clone();
         let after = after.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.inner
             .with(false, move |c| {
                 let sql = match after {
-                    Some(_) => format!("SELECT key, row FROM \"{rows}\" WHERE key > ?1 ORDER BY key LIMIT ?2"),
+                    Some(_) => {
+                        format!("SELECT key, row FROM \"{rows}\" WHERE key > ?1 ORDER BY key LIMIT ?2")
+                    }
                     None => format!("SELECT key, row FROM \"{rows}\" WHERE ?1 IS NULL ORDER BY key LIMIT ?2"),
                 };
                 let mut stmt = c.prepare_cached(&sql).map_err(err("preparing a listing"))?;
@@ -435,8 +448,10 @@ fn drop_retired_in(tx: &rusqlite::Transaction<'_>, view: &str) -> Result<(), Vie
             build,
         };
         let name = table_name(&other);
-        tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{name}\"; DROP TABLE IF EXISTS \"{name}_ix\";"))
-            .map_err(err(format!("dropping table {other}")))?;
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS \"{name}\"; DROP TABLE IF EXISTS \"{name}_ix\";"
+        ))
+        .map_err(err(format!("dropping table {other}")))?;
         tx.execute(
             "DELETE FROM factum_view_tables WHERE view = ?1 AND version = ?2 AND build = ?3",
             params![view, version, build],

@@ -4,6 +4,8 @@
 //!
 //! `cargo run -p factum-examples --bin bank [-- path/to/bank.db]`
 
+#![allow(clippy::inconsistent_digit_grouping)] // amounts are cents: 100_00 reads as 100.00
+
 use factum::prelude::*;
 use factum::{EntityRef, EventSet};
 use factum_examples::bank::{
@@ -94,7 +96,10 @@ async fn print_summary(app: &App) -> Result<(), Box<dyn std::error::Error>> {
     let summary = app.view::<AccountSummary>();
     summary.wait_for(app.store().head().await?).await?;
     println!("\naccount_summary view (checkpoint {}):", summary.checkpoint());
-    println!("  {:<10}  {:<6}  {:>9}  {:>8}  {:>11}  state", "account", "owner", "balance", "deposits", "withdrawals");
+    println!(
+        "  {:<10}  {:<6}  {:>9}  {:>8}  {:>11}  state",
+        "account", "owner", "balance", "deposits", "withdrawals"
+    );
     let mut cursor = None;
     loop {
         let page = summary.list(cursor.as_deref(), 100).await?;
@@ -114,7 +119,12 @@ async fn print_summary(app: &App) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     for owner in ["Ada", "Grace"] {
-        let accounts: Vec<String> = summary.find_by_owner(owner).await?.into_iter().map(|(id, _)| id).collect();
+        let accounts: Vec<String> = summary
+            .find_by_owner(owner)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
         println!("  accounts_by_owner({owner}): {accounts:?}");
     }
     Ok(())

@@ -25,23 +25,40 @@ fn say(line: &str) {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (log, views, n): (Arc<dyn EventStore>, Arc<dyn ViewStore>, &str) = match args.first().map(String::as_str) {
+    let (log, views, n): (Arc<dyn EventStore>, Arc<dyn ViewStore>, &str) = match args
+        .first()
+        .map(String::as_str)
+    {
         Some("sqlite") if args.len() == 3 => (
             Arc::new(SqliteStore::open(&args[1])?),
             Arc::new(SqliteViewStore::open(&args[1])?),
             &args[2],
         ),
         Some("postgres") if args.len() == 4 => (
-            Arc::new(PostgresStore::connect(args[1].clone()).schema(args[2].clone()).open().await?),
+            Arc::new(
+                PostgresStore::connect(args[1].clone())
+                    .schema(args[2].clone())
+                    .open()
+                    .await?,
+            ),
             Arc::new(PostgresViewStore::connect_in_schema(&args[1], &args[2]).await?),
             &args[3],
         ),
-        _ => return Err("usage: view_child sqlite <file> <events> | postgres <url> <schema> <events>".into()),
+        _ => {
+            return Err("usage: view_child sqlite <file> <events> | postgres <url> <schema> <events>".into());
+        }
     };
     let n: u64 = n.parse()?;
     // Smaller batches make a catch-up last long enough to kill it in the middle.
-    let batch: usize = std::env::var("FACTUM_CHILD_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(500);
-    let app = App::builder().shared_store(log).shared_view_store(views).view_batch(batch).build();
+    let batch: usize = std::env::var("FACTUM_CHILD_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(500);
+    let app = App::builder()
+        .shared_store(log)
+        .shared_view_store(views)
+        .view_batch(batch)
+        .build();
     app.start_view::<Tally>().await?;
     say("ready");
     let tally = app.view::<Tally>();
