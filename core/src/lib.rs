@@ -77,15 +77,26 @@ pub use factum_macros::Event;
 /// | `events = AccountEvent` | the generated event enum's name | `<Type>Event` |
 /// | `commands = AccountCommand` | the generated command enum's name | `<Type>Command` |
 /// | `error = AccountError` | the entity's rejection type; every handler's error converts into it with `From` | the first fallible handler's error, else `Infallible` |
-/// | `vis = "pub(crate)"` | visibility of the enums and `handle`; no less than the type's own, since `impl Entity` names them | `pub` |
+/// | `vis = "pub(crate)"` | visibility of the generated enums and `handle` | `pub` |
 ///
-/// Methods:
+/// The generated enums hold your event and command types, so those must be at
+/// least as visible as `vis`, and `vis` at least as visible as the entity
+/// type. In a binary or test crate whose types are private, write
+/// `vis = "pub(crate)"`.
+///
+/// Methods (the method names are yours; dispatch goes by the command type):
 ///
 /// - `#[handle] fn f(&self, cmd: C) -> R` or `fn f(&self, cmd: C, ctx: &Context) -> R`.
-///   `R` is events, or `Result<events, E>`, where events is one event type,
-///   a tuple of event types, `Option<…>`, `Vec<TypeEvent>` or `()`. Each
-///   command type has exactly one handler. Handlers take `&self`: state changes
-///   only through events.
+///   `R` is *events*, or `Result<events, E>` (written `Result<…, …>` with two
+///   arguments, any path), where *events* is any of:
+///   - one event type: `Deposited`;
+///   - an `Option` of events, for "maybe": `Option<Fined>`;
+///   - a tuple of events, in order, each itself any of these: `(Returned, Option<Fined>)`;
+///   - the event enum in a `Vec`, for a computed list: `Vec<AccountEvent>`;
+///   - `()` for nothing to do.
+///
+///   Each command type has exactly one handler. Handlers take `&self`: state
+///   changes only through events.
 /// - `#[apply] fn f(&mut self, e: &E)`, returning nothing. Each event type has
 ///   exactly one; the event types of the `#[apply]` methods are the entity's events.
 /// - Other methods are left as written.
@@ -150,8 +161,8 @@ pub use factum_macros::view;
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, Codec, CommandError, Context, Entity, Event, EventMeta, EventSet, Timestamp, ViewOp, entity,
-        view,
+        App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventMeta, EventSet,
+        ManualClock, Recorded, SendOptions, SqliteStore, Timestamp, Uuid, ViewOp, entity, view,
     };
 }
 

@@ -178,7 +178,17 @@ impl App {
         Ok(App::new(store))
     }
 
-    /// An app over `store` with the other defaults.
+    /// An app over `store` with the other defaults. To choose the clock, the
+    /// codec or the cache size as well, use the builder:
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), factum::store::StoreError> {
+    /// use factum::prelude::*;
+    /// let clock = ManualClock::new(Timestamp::parse("2030-01-01T00:00:00Z").unwrap());
+    /// let app = App::builder().store(SqliteStore::open("library.db")?).clock(clock.clone()).build();
+    /// clock.advance(std::time::Duration::from_secs(22 * 86_400)); // the next command is 22 days later
+    /// # Ok(()) }
+    /// ```
     pub fn new(store: impl EventStore) -> App {
         App::builder().store(store).build()
     }
@@ -390,6 +400,15 @@ pub enum CommandError<R> {
 impl<R> CommandError<R> {
     /// The rejection, if the entity rejected the command.
     pub fn rejection(&self) -> Option<&R> {
+        match self {
+            CommandError::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The rejection, if the entity rejected the command: for
+    /// `assert_eq!(err.into_rejection(), Some(AccountError::Closed))`.
+    pub fn into_rejection(self) -> Option<R> {
         match self {
             CommandError::Rejected(r) => Some(r),
             _ => None,

@@ -42,6 +42,10 @@ pub struct Scenario<E: Entity> {
 }
 
 /// Starts a scenario: an entity that has already applied `events`.
+///
+/// Events are values of the entity's event enum: write `Deposited { .. }.into()`
+/// in the array (the array's events may be of different types), or start with
+/// [`given_nothing`] and add events one by one with [`Scenario::and`].
 pub fn given<E: Entity>(events: impl IntoIterator<Item = E::Event>) -> Scenario<E> {
     Scenario {
         history: events.into_iter().collect(),
@@ -83,6 +87,7 @@ impl<E: Entity + PartialEq> Scenario<E> {
 
     /// Handles `command` against the state the history folds to.
     #[must_use = "assert on the outcome with `.then(..)`, `.then_rejected(..)` or `.then_nothing()`"]
+    #[track_caller]
     pub fn when(self, command: impl Into<E::Command>) -> Outcome<E> {
         let command = command.into();
         let state = replay_checked::<E>(&self.history, "the given events");

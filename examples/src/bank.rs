@@ -273,6 +273,11 @@ pub fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
+/// `d` whole units of money, in cents.
+pub const fn dollars(d: u64) -> u64 {
+    d * 100
+}
+
 /// The `account_summary` view: one row per account, for account pages and lists.
 /// `find_by_owner` (the `accounts_by_owner` index) lists an owner's accounts.
 #[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -779,3 +779,35 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_watch_head_hears_other_nodes_appends() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    // A poll far slower than the timeout below: only NOTIFY can wake the watcher in time.
+    let listener = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let writer = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .await
+        .unwrap();
+    let mut head = listener.watch_head();
+    assert_eq!(*head.borrow_and_update(), 0);
+    writer
+        .append(request("lea", 0, deposits(Codec::Json, "lea", [1, 2])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), head.wait_for(|&h| h >= 2))
+        .await
+        .expect("the other node's append was notified")
+        .unwrap();
+    drop((listener, writer));
+    pg_client(&url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}

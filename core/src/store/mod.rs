@@ -309,3 +309,44 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+/// Puts a decoded row together, or names the damaged record as well as the
+/// damage allows: the first unreadable column is the reason.
+#[cfg_attr(
+    not(feature = "postgres"),
+    allow(dead_code, reason = "used by sqlite always, postgres by feature")
+)]
+pub(crate) fn assemble(
+    stream_type: Result<String, String>,
+    stream_id: Result<String, String>,
+    version: Result<u64, String>,
+    rest: Result<RecordedEvent, String>,
+) -> Result<RecordedEvent, StoreError> {
+    match (stream_type, stream_id, version, rest) {
+        (Ok(stream_type), Ok(stream_id), Ok(version), Ok(event)) => Ok(RecordedEvent {
+            stream_type,
+            stream_id,
+            version,
+            ..event
+        }),
+        (stream_type, stream_id, version, rest) => {
+            let reason = [
+                stream_type.as_ref().err(),
+                stream_id.as_ref().err(),
+                version.as_ref().err(),
+                rest.as_ref().err(),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or_default();
+            Err(StoreError::Corrupt {
+                stream_type: stream_type.unwrap_or_else(|_| "<unreadable>".into()),
+                stream_id: stream_id.unwrap_or_else(|_| "<unreadable>".into()),
+                version: version.unwrap_or(0),
+                reason,
+            })
+        }
+    }
+}

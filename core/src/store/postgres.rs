@@ -367,10 +367,10 @@ impl PostgresStore {
             max_batch: options.max_batch,
         };
         let writer_task = tokio::spawn(writer.run(queue));
+        let listening = start_listening(&config, &channel).await;
         let listener_task = tokio::spawn(listen(
-            config,
+            listening,
             pool.clone(),
-            channel,
             sql.head.clone(),
             head.clone(),
             options.poll_interval,
@@ -474,34 +474,57 @@ fn raise_head(head: &watch::Sender<u64>, to: u64) {
     });
 }
 
-/// Follows other nodes' appends: LISTEN on the store's channel, plus a poll.
+/// A connection that has run `LISTEN` on the store's channel, and the
+/// notifications it receives. Kept alive as long as the listener task.
+struct Listening {
+    _client: tokio_postgres::Client,
+    _driver: AbortOnDrop,
+    notified: mpsc::UnboundedReceiver<()>,
+}
+
+/// LISTENs before `open` returns, so no append made after it is missed.
+/// Best effort: without it the poll still finds other nodes' appends.
+async fn start_listening(config: &tokio_postgres::Config, channel: &str) -> Option<Listening> {
+    let (client, mut connection) = config.connect(NoTls).await.ok()?;
+    let (notified_tx, notified) = mpsc::unbounded_channel::<()>();
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
+                break;
+            }
+        }
+    }));
+    client.batch_execute(&format!("LISTEN {channel}")).await.ok()?;
+    Some(Listening {
+        _client: client,
+        _driver: driver,
+        notified,
+    })
+}
+
+/// Follows other nodes' appends: notifications, plus a poll.
 async fn listen(
-    config: tokio_postgres::Config,
+    listening: Option<Listening>,
     pool: Pool,
-    channel: String,
     head_sql: String,
     head: Arc<watch::Sender<u64>>,
     poll: Duration,
 ) {
-    let (notified_tx, mut notified) = mpsc::unbounded_channel::<()>();
-    let mut _listener = None;
-    if let Ok((client, mut connection)) = config.connect(NoTls).await {
-        let driver = tokio::spawn(async move {
-            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
-                    break;
+    let mut listening = listening;
+    loop {
+        match listening.as_mut() {
+            Some(l) => {
+                tokio::select! {
+                    message = l.notified.recv() => {
+                        if message.is_none() {
+                            // The connection is gone; the poll carries on alone.
+                            listening = None;
+                        }
+                    }
+                    _ = tokio::time::sleep(poll) => {}
                 }
             }
-        });
-        if client.batch_execute(&format!("LISTEN {channel}")).await.is_ok() {
-            // Keep the client (and so the connection) alive as long as this task.
-            _listener = Some((client, AbortOnDrop(driver)));
-        }
-    }
-    loop {
-        tokio::select! {
-            _ = notified.recv() => {}
-            _ = tokio::time::sleep(poll) => {}
+            None => tokio::time::sleep(poll).await,
         }
         let Ok(client) = pool.get().await else { continue };
         if let Ok(row) = client.query_one(&head_sql, &[]).await {
@@ -593,9 +616,8 @@ impl Writer {
         }
     }
 
-    /// Appends distinct-stream requests in one statement. If another node's
-    /// concurrent append makes the statement fail on the unique constraint, the
-    /// requests are retried one by one so only the loser sees the conflict.
+    /// Appends distinct-stream requests in one statement; if the statement
+    /// fails, retries them one by one so only the request at fault fails.
     async fn append_batch(&self, batch: &[Pending]) -> Vec<Result<Appended, StoreError>> {
         if batch.is_empty() {
             return Vec::new();
@@ -603,7 +625,10 @@ impl Writer {
         let requests: Vec<&AppendRequest> = batch.iter().map(|p| &p.request).collect();
         match self.execute(&requests).await {
             Ok(outcomes) => requests.iter().zip(outcomes).map(|(r, o)| answer(r, o)).collect(),
-            Err(e) if batch.len() > 1 && is_unique_violation(&e) => {
+            // Another node won a race (unique violation), or one request's
+            // data was refused (e.g. a `\u0000` jsonb cannot hold): retry one
+            // by one so only the request at fault fails.
+            Err(_) if batch.len() > 1 => {
                 let mut out = Vec::with_capacity(batch.len());
                 for request in requests {
                     out.push(self.append_alone(request).await);
@@ -826,7 +851,7 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
     let stream_id = get::<String>(row, 2, "stream_id");
     let version = get::<i64>(row, 3, "version")
         .and_then(|v| u64::try_from(v).map_err(|_| format!("column version is negative ({v})")));
-    let decode = || -> Result<RecordedEvent, String> {
+    let rest = (|| -> Result<RecordedEvent, String> {
         let position = get::<i64>(row, 0, "position")?;
         let schema_version = get::<i64>(row, 5, "schema_version")?;
         let codec_id = get::<i16>(row, 6, "codec")?;
@@ -841,9 +866,9 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
         Ok(RecordedEvent {
             position: u64::try_from(position)
                 .map_err(|_| format!("column position is negative ({position})"))?,
-            stream_type: stream_type.clone()?,
-            stream_id: stream_id.clone()?,
-            version: version.clone()?,
+            stream_type: String::new(),
+            stream_id: String::new(),
+            version: 0,
             event_type: get(row, 4, "event_type")?,
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
@@ -859,13 +884,8 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
                 correlation_id: get(row, 13, "correlation_id")?,
             },
         })
-    };
-    decode().map_err(|reason| StoreError::Corrupt {
-        stream_type: stream_type.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        stream_id: stream_id.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        version: version.clone().unwrap_or(0),
-        reason,
-    })
+    })();
+    super::assemble(stream_type, stream_id, version, rest)
 }
 
 #[async_trait]

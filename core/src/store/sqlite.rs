@@ -8,6 +8,10 @@
 //! the whole batch), then answers every caller. Positions are gap-free because
 //! that one writer assigns them. Reads run on a small pool of read-only
 //! connections and never wait for the writer (WAL readers see the last commit).
+//!
+//! The file is meant for one process: `watch_head` follows this store's own
+//! commits. Another process writing the same file is detected (the writer
+//! drops its caches) but its appends do not wake this store's subscribers.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -29,6 +33,10 @@ use crate::codec::Codec;
 use crate::time::Timestamp;
 
 const BACKEND: &str = "sqlite";
+
+/// How long the writer waits for the rest of a group of callers it expects
+/// (only after a batch of several): far below one fsync, so it pays for itself.
+const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// The schema this build writes. Migration `n` (1-based) takes a file from
 /// schema `n - 1` to `n`; a file with a higher number was written by a newer
@@ -383,14 +391,31 @@ enum Outcome {
 
 impl Writer {
     fn run(mut self) {
+        let mut last_batch = 1;
         while let Ok(first) = self.queue.recv() {
             let mut batch = vec![first];
+            // The callers of the last batch were answered together and tend to
+            // come back together: when there were several, give them a moment
+            // to queue so they share the next fsync instead of splitting it.
+            let expect = last_batch.min(self.max_batch);
+            let deadline = std::time::Instant::now() + GATHER_WINDOW;
             while batch.len() < self.max_batch {
                 match self.queue.try_recv() {
                     Ok(command) => batch.push(command),
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = std::time::Instant::now();
+                        if batch.len() >= expect || now >= deadline {
+                            break;
+                        }
+                        match self.queue.recv_timeout(deadline - now) {
+                            Ok(command) => batch.push(command),
+                            Err(_) => break,
+                        }
+                    }
                 }
             }
+            last_batch = batch.len();
             self.write_batch(batch);
         }
     }
@@ -565,16 +590,23 @@ impl Writer {
             });
         }
         let first_position = self.next_position().map_err(|e| named("reading the head", e))?;
-        self.conn
-            .prepare_cached("SAVEPOINT factum_append")
-            .and_then(|mut s| s.execute([]))
-            .map_err(|e| named("starting a savepoint", e))?;
+        // One INSERT is atomic on its own (SQLite undoes a failed statement);
+        // only a multi-event request needs a savepoint to be all-or-nothing.
+        let savepoint = request.events.len() > 1;
+        if savepoint {
+            self.conn
+                .prepare_cached("SAVEPOINT factum_append")
+                .and_then(|mut s| s.execute([]))
+                .map_err(|e| named("starting a savepoint", e))?;
+        }
         match self.insert_events(request, first_position) {
             Ok(()) => {
-                self.conn
-                    .prepare_cached("RELEASE factum_append")
-                    .and_then(|mut s| s.execute([]))
-                    .map_err(|e| named("releasing a savepoint", e))?;
+                if savepoint {
+                    self.conn
+                        .prepare_cached("RELEASE factum_append")
+                        .and_then(|mut s| s.execute([]))
+                        .map_err(|e| named("releasing a savepoint", e))?;
+                }
                 let count = request.events.len() as u64;
                 let version = current + count;
                 self.next_position = Some(first_position + count);
@@ -587,9 +619,11 @@ impl Writer {
             }
             Err(e) => {
                 // Whatever this request wrote goes; the batch's other requests stay.
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
+                if savepoint {
+                    let _ = self
+                        .conn
+                        .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
+                }
                 Err(named("appending", e))
             }
         }
@@ -736,23 +770,17 @@ impl Cols<'_, '_> {
 /// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order).
 fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     let c = Cols(row);
-    // Name the record as well as the damage allows.
+    // Read the record's name apart, so damage elsewhere can still be reported against it.
     let stream_type = c.text(1, "stream_type");
     let stream_id = c.text(2, "stream_id");
     let version = c.unsigned(3, "version");
-    let corrupt = |reason: String| StoreError::Corrupt {
-        stream_type: stream_type.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        stream_id: stream_id.clone().unwrap_or_else(|_| "<unreadable>".into()),
-        version: version.clone().unwrap_or(0),
-        reason,
-    };
-    let decode = || -> Result<RecordedEvent, String> {
+    let rest = (|| -> Result<RecordedEvent, String> {
         let schema_version = c.int(5, "schema_version")?;
         Ok(RecordedEvent {
             position: c.unsigned(0, "position")?,
-            stream_type: stream_type.clone()?,
-            stream_id: stream_id.clone()?,
-            version: version.clone()?,
+            stream_type: String::new(),
+            stream_id: String::new(),
+            version: 0,
             event_type: c.text(4, "event_type")?,
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
@@ -766,8 +794,8 @@ fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
                 correlation_id: c.uuid(12, "correlation_id")?,
             },
         })
-    };
-    decode().map_err(corrupt)
+    })();
+    super::assemble(stream_type, stream_id, version, rest)
 }
 
 fn query_events(

@@ -4,12 +4,11 @@
 //!
 //! `cargo run -p factum-examples --bin bank [-- path/to/bank.db]`
 
-#![allow(clippy::inconsistent_digit_grouping)] // amounts are cents: 100_00 reads as 100.00
-
 use factum::prelude::*;
 use factum::{EntityRef, EventSet};
 use factum_examples::bank::{
-    Account, AccountError, AccountSummary, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, money,
+    Account, AccountError, AccountSummary, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, dollars,
+    money,
 };
 use factum_examples::progress::catch_up_with_progress;
 
@@ -45,29 +44,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     report(
         "deposit 100.00 to Ada",
         &ada,
-        ada.send(Deposit { amount: 100_00 }).await,
+        ada.send(Deposit { amount: dollars(100) }).await,
     );
     report(
         "deposit 50.00 to Grace",
         &grace,
-        grace.send(Deposit { amount: 50_00 }).await,
+        grace.send(Deposit { amount: dollars(50) }).await,
     );
     report(
         "withdraw 30.00 from Ada",
         &ada,
-        ada.send(Withdraw { amount: 30_00 }).await,
+        ada.send(Withdraw { amount: dollars(30) }).await,
     );
     report(
         "withdraw 1000.00 from Grace",
         &grace,
-        grace.send(Withdraw { amount: 1000_00 }).await,
+        grace
+            .send(Withdraw {
+                amount: dollars(1000),
+            })
+            .await,
     );
     report("deposit 0.00 to Ada", &ada, ada.send(Deposit { amount: 0 }).await);
     // A transfer is two commands on two entities; the transfer workflow makes it durable.
     let out = ada
         .send(TransferOut {
             to: grace.id().into(),
-            amount: 25_00,
+            amount: dollars(25),
         })
         .await;
     let debited = out.is_ok();
@@ -76,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let credit = grace
             .send(TransferIn {
                 from: ada.id().into(),
-                amount: 25_00,
+                amount: dollars(25),
             })
             .await;
         report("transfer 25.00 to Grace (credit)", &grace, credit);

@@ -41,16 +41,26 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let en = Entity::from_ast(&item, args, &cx);
     check::entity(&en, &cx);
+    // Rule violations leave the structure sound, so the full expansion is still
+    // emitted beside them: the user sees the rule error, not a cascade of
+    // "`Account: Entity` is not satisfied" from every use of the entity.
+    let rules_cx = Ctxt::new();
     for h in &en.handlers {
-        rules::check_body(&h.method.block, Site::Handle, &cx);
+        rules::check_body(&h.method.block, Site::Handle, &rules_cx);
     }
     for a in &en.appliers {
-        rules::check_body(&a.method.block, Site::Apply, &cx);
+        rules::check_body(&a.method.block, Site::Apply, &rules_cx);
     }
+    let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
     match cx.check() {
-        Ok(()) => expand(&en),
+        Ok(()) => {
+            let mut out = rule_errors.unwrap_or_default();
+            out.extend(expand(&en));
+            out
+        }
         Err(err) => {
             let mut out = err.to_compile_error();
+            out.extend(rule_errors);
             out.extend(fallback(&en));
             out
         }

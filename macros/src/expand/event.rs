@@ -19,11 +19,19 @@ pub(crate) fn derive(input: TokenStream) -> TokenStream {
     let cx = Ctxt::new();
     let ev = Event::from_ast(&input, &cx);
     check::event(&ev, &cx);
-    rules::check_event(&input, ev.attrs.fact.as_ref(), &cx);
+    // As for entities: a rule violation keeps the full expansion beside it.
+    let rules_cx = Ctxt::new();
+    rules::check_event(&input, ev.attrs.fact.as_ref(), &rules_cx);
+    let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
     match cx.check() {
-        Ok(()) => expand(&ev),
+        Ok(()) => {
+            let mut out = rule_errors.unwrap_or_default();
+            out.extend(expand(&ev));
+            out
+        }
         Err(err) => {
             let mut out = err.to_compile_error();
+            out.extend(rule_errors);
             out.extend(fallback(&ev));
             out
         }
