@@ -202,3 +202,102 @@ fn the_test_kit_folds_given_events_into_rows() {
         .given("y", Scored { amount: 2 })
         .then_row("2", ByDigit { count: 2, sum: 14 });
 }
+
+#[tokio::test]
+async fn the_bank_summary_view_follows_accounts_through_the_runtime() {
+    use factum_examples::bank::{Account, AccountSummary, Close, Deposit, Open, Withdraw};
+    let app = App::in_memory();
+    app.start_view::<AccountSummary>().await.unwrap();
+    let ada = app.entity::<Account>("acc-ada");
+    let ada2 = app.entity::<Account>("acc-ada-2");
+    ada.send(Open { owner: "Ada".into() }).await.unwrap();
+    ada.send(Deposit { amount: 500 }).await.unwrap();
+    ada.send(Withdraw { amount: 200 }).await.unwrap();
+    ada2.send(Open { owner: "Ada".into() }).await.unwrap();
+    let last = ada2.send(Close).await.unwrap();
+
+    let summary = app.view::<AccountSummary>();
+    summary.wait_for(last.position).await.unwrap();
+    let row = summary.get("acc-ada").await.unwrap().expect("row");
+    assert_eq!(
+        (row.owner.as_str(), row.balance, row.deposits, row.withdrawals),
+        ("Ada", 300, 1, 1)
+    );
+    assert!(summary.get("acc-ada-2").await.unwrap().expect("row").closed);
+    let owned: Vec<String> = summary
+        .find_by_owner("Ada")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(owned, ["acc-ada", "acc-ada-2"]);
+}
+
+#[test]
+fn the_test_kit_folds_bank_events_into_an_account_summary() {
+    use factum_examples::bank::{AccountSummary, Deposited, Opened, Withdrawn};
+    let at = testkit::DEFAULT_NOW;
+    testkit::view::<AccountSummary>()
+        .given(
+            "acc-1",
+            Opened {
+                owner: "Ada".into(),
+                number: 10_000_001,
+            },
+        )
+        .given("acc-1", Deposited { amount: 700 })
+        .given("acc-1", Withdrawn { amount: 200, at })
+        .then_row(
+            "acc-1",
+            AccountSummary {
+                owner: "Ada".into(),
+                number: 10_000_001,
+                balance: 500,
+                deposits: 1,
+                withdrawals: 1,
+                last_activity: at,
+                closed: false,
+            },
+        );
+}
+
+#[tokio::test]
+async fn the_cart_popular_items_view_counts_over_all_carts() {
+    use factum_examples::cart::{AddItem, Cart, PopularItem, RemoveItem};
+    let app = App::in_memory();
+    app.start_view::<PopularItem>().await.unwrap();
+    let a = app.entity::<Cart>("cart-a");
+    let b = app.entity::<Cart>("cart-b");
+    a.send(AddItem {
+        sku: "book".into(),
+        quantity: 2,
+    })
+    .await
+    .unwrap();
+    b.send(AddItem {
+        sku: "book".into(),
+        quantity: 1,
+    })
+    .await
+    .unwrap();
+    let last = a
+        .send(RemoveItem {
+            sku: "book".into(),
+            quantity: 1,
+        })
+        .await
+        .unwrap();
+    let popular = app.view::<PopularItem>();
+    popular.wait_for(last.position).await.unwrap();
+    let book = popular.get("book").await.unwrap().expect("row");
+    assert_eq!(
+        (
+            book.times_added,
+            book.units_added,
+            book.units_removed,
+            book.units_kept()
+        ),
+        (2, 3, 1, 2)
+    );
+}
