@@ -27,7 +27,15 @@
 //!   runner's process dies.
 //!
 //! Writing a view:
-//! ```ignore
+//! ```
+//! # use factum::prelude::*;
+//! # use factum::view::{EventMeta, ViewOp};
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)] pub struct Opened { pub owner: String }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)] pub struct Deposited { pub amount: u64 }
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)] pub struct Closed {}
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct TransferredOut { pub to: String, pub amount: u64 }
 //! #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
 //! pub struct AccountSummary { owner: String, balance: u64, deposits: u32 }
 //!
