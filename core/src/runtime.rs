@@ -81,6 +81,12 @@ impl AppBuilder {
         self
     }
 
+    /// The event store: the SQLite file at `path` (created if missing), with
+    /// the default options. `App::builder().clock(c).sqlite("bank.db")?.build()`.
+    pub fn sqlite(self, path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        Ok(self.store(crate::store::SqliteStore::open(path)?))
+    }
+
     /// The event store, already shared.
     pub fn shared_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.store = Some(store);
@@ -145,7 +151,8 @@ impl fmt::Debug for App {
 }
 
 impl App {
-    /// A builder with the defaults: memory store, JSON, wall clock.
+    /// A builder. Without a store it builds over memory (like [`App::in_memory`]);
+    /// applications use [`App::open`] or [`AppBuilder::sqlite`] for the SQLite default.
     pub fn builder() -> AppBuilder {
         AppBuilder {
             store: None,
@@ -185,7 +192,7 @@ impl App {
     /// # async fn f() -> Result<(), factum::store::StoreError> {
     /// use factum::prelude::*;
     /// let clock = ManualClock::new(Timestamp::parse("2030-01-01T00:00:00Z").unwrap());
-    /// let app = App::builder().store(SqliteStore::open("library.db")?).clock(clock.clone()).build();
+    /// let app = App::builder().clock(clock.clone()).sqlite("library.db")?.build();
     /// clock.advance(std::time::Duration::from_secs(22 * 86_400)); // the next command is 22 days later
     /// # Ok(()) }
     /// ```
