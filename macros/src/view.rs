@@ -44,8 +44,12 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let cx = Ctxt::new();
+    // Rule violations (clock, randomness, side effects) leave the structure
+    // sound: they are reported beside the full expansion, so one mistake in a
+    // body is one error, not a cascade from every use of the view.
+    let rules_cx = Ctxt::new();
     let attr = parse_view_attr(args, &cx);
-    let handlers = parse_handlers(&item, &cx);
+    let handlers = parse_handlers(&item, &cx, &rules_cx);
     check_duplicates(&handlers, &cx);
     let generated = if item.trait_.is_some() {
         cx.error_spanned_by(
@@ -60,12 +64,13 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         generate(&item, &attr, &handlers)
     };
     let errors = cx.check().err().map(|e| e.to_compile_error());
+    let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
     strip_on_attrs(&mut item);
     match errors {
         // The user's impl is still emitted so IDEs keep working; the view impl is not,
         // to avoid a cascade of secondary errors.
-        Some(errors) => quote! { #item #errors },
-        None => quote! { #item #generated },
+        Some(errors) => quote! { #item #errors #rule_errors },
+        None => quote! { #item #rule_errors #generated },
     }
 }
 
@@ -130,7 +135,7 @@ fn strip_on_attrs(item: &mut ItemImpl) {
     }
 }
 
-fn parse_handlers<'a>(item: &'a ItemImpl, cx: &Ctxt) -> Vec<Handler<'a>> {
+fn parse_handlers<'a>(item: &'a ItemImpl, cx: &Ctxt, rules_cx: &Ctxt) -> Vec<Handler<'a>> {
     let mut out = Vec::new();
     let mut saw_on = false;
     for it in &item.items {
@@ -143,7 +148,7 @@ fn parse_handlers<'a>(item: &'a ItemImpl, cx: &Ctxt) -> Vec<Handler<'a>> {
         }
         let key = parse_on_attr(on, cx);
         if let Some(handler) = check_signature(method, key, cx) {
-            check_body(&method.block, Site::ViewOn, cx);
+            check_body(&method.block, Site::ViewOn, rules_cx);
             out.push(handler);
         }
     }
