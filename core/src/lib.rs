@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod store;
 pub mod testkit;
 pub mod time;
+pub mod view;
 
 pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
@@ -23,6 +24,7 @@ pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
+pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///
@@ -77,10 +79,9 @@ pub use factum_macros::Event;
 /// | `error = AccountError` | the entity's rejection type; every handler's error converts into it with `From` | the first fallible handler's error, else `Infallible` |
 /// | `vis = "pub(crate)"` | visibility of the generated enums and `handle` | `pub` |
 ///
-/// The generated enums hold your event and command types, so those must be at
-/// least as visible as `vis`, and `vis` at least as visible as the entity
-/// type. In a binary or test crate whose types are private, write
-/// `vis = "pub(crate)"`.
+/// `impl Entity` names the generated enums, so `vis` must be at least as
+/// visible as the entity type. The default `pub` suits both a library that
+/// exports its entity and a binary or test crate whose types are private.
 ///
 /// Methods (the method names are yours; dispatch goes by the command type):
 ///
@@ -153,12 +154,14 @@ pub use factum_macros::Event;
 /// assert_eq!(account.handle(Deposit { amount: 0 }.into(), &ctx), Err(AccountError::Empty));
 /// ```
 pub use factum_macros::entity;
+/// Turns an inherent impl block of a row type into a [`View`]: `#[on]` handlers fold events into rows.
+pub use factum_macros::view;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventSet, ManualClock,
-        Recorded, SendOptions, SqliteStore, Timestamp, Uuid, entity,
+        App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventMeta, EventSet,
+        ManualClock, Recorded, SendOptions, SqliteStore, Timestamp, Uuid, ViewOp, entity, view,
     };
 }
 
@@ -167,6 +170,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, const_str_eq, decode_current, unknown_version};
+    pub use crate::view::{IntoViewOp, ViewRegistration};
     pub use inventory;
     pub use serde;
 }

@@ -20,6 +20,7 @@ use crate::store::{
     AppendRequest, EventMetadata, EventStore, MemoryStore, NewEvent, RecordedEvent, Snapshot, StoreError,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
+use crate::view::{MemoryViewStore, ViewStore};
 
 /// How many events one read of a stream fetches while loading an entity.
 const LOAD_PAGE: usize = 4096;
@@ -38,6 +39,7 @@ struct Inner {
     max_attempts: u32,
     cache_capacity: usize,
     cache: Mutex<HashMap<TypeId, EntityCache>>,
+    views: crate::view::Registry,
 }
 
 /// One entity type's cached slots by id; each value is an `Arc<Slot<E>>`.
@@ -50,13 +52,39 @@ pub struct AppBuilder {
     clock: Arc<dyn Clock>,
     max_attempts: u32,
     cache_capacity: usize,
+    view_store: Option<Arc<dyn ViewStore>>,
+    view_batch: usize,
 }
 
 impl AppBuilder {
+    /// Where views keep their rows and checkpoints (default: a [`MemoryViewStore`]).
+    pub fn view_store(mut self, store: impl ViewStore) -> Self {
+        self.view_store = Some(Arc::new(store));
+        self
+    }
+
+    /// The view store, already shared.
+    pub fn shared_view_store(mut self, store: Arc<dyn ViewStore>) -> Self {
+        self.view_store = Some(store);
+        self
+    }
+
+    /// How many events a view folds per transaction (default 4096).
+    pub fn view_batch(mut self, events: usize) -> Self {
+        self.view_batch = events.max(1);
+        self
+    }
+
     /// The event store (default: a [`MemoryStore`]).
     pub fn store(mut self, store: impl EventStore) -> Self {
         self.store = Some(Arc::new(store));
         self
+    }
+
+    /// The event store: the SQLite file at `path` (created if missing), with
+    /// the default options. `App::builder().clock(c).sqlite("bank.db")?.build()`.
+    pub fn sqlite(self, path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        Ok(self.store(crate::store::SqliteStore::open(path)?))
     }
 
     /// The event store, already shared.
@@ -103,6 +131,11 @@ impl AppBuilder {
                 max_attempts: self.max_attempts,
                 cache_capacity: self.cache_capacity,
                 cache: Mutex::new(HashMap::new()),
+                views: crate::view::Registry::new(
+                    self.view_store
+                        .unwrap_or_else(|| Arc::new(MemoryViewStore::new())),
+                    self.view_batch,
+                ),
             }),
         }
     }
@@ -118,7 +151,8 @@ impl fmt::Debug for App {
 }
 
 impl App {
-    /// A builder with the defaults: memory store, JSON, wall clock.
+    /// A builder. Without a store it builds over memory (like [`App::in_memory`]);
+    /// applications use [`App::open`] or [`AppBuilder::sqlite`] for the SQLite default.
     pub fn builder() -> AppBuilder {
         AppBuilder {
             store: None,
@@ -126,6 +160,8 @@ impl App {
             clock: Arc::new(SystemClock),
             max_attempts: 16,
             cache_capacity: 100_000,
+            view_store: None,
+            view_batch: 4096,
         }
     }
 
@@ -156,7 +192,7 @@ impl App {
     /// # async fn f() -> Result<(), factum::store::StoreError> {
     /// use factum::prelude::*;
     /// let clock = ManualClock::new(Timestamp::parse("2030-01-01T00:00:00Z").unwrap());
-    /// let app = App::builder().store(SqliteStore::open("library.db")?).clock(clock.clone()).build();
+    /// let app = App::builder().clock(clock.clone()).sqlite("library.db")?.build();
     /// clock.advance(std::time::Duration::from_secs(22 * 86_400)); // the next command is 22 days later
     /// # Ok(()) }
     /// ```
@@ -167,6 +203,15 @@ impl App {
     /// The store this app writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
+    }
+
+    pub(crate) fn views(&self) -> &crate::view::Registry {
+        &self.inner.views
+    }
+
+    /// Where this app's views keep their rows.
+    pub fn view_store(&self) -> &Arc<dyn ViewStore> {
+        self.inner.views.store()
     }
 
     /// The entity of type `E` with this id. Cheap; the entity is loaded on first use

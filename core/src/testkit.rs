@@ -28,12 +28,17 @@
 //! the same, and all events are replayed onto a fresh state twice and must give
 //! equal states after every event. So the test kit needs `PartialEq` on the state.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use uuid::Uuid;
 
+use crate::codec::Codec;
 use crate::entity::{Context, Entity};
+use crate::event::Event;
+use crate::store::{EventMetadata, RecordedEvent};
 use crate::time::Timestamp;
+use crate::view::{EventMeta, View, ViewOp};
 
 /// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
 /// 2026-01-01T00:00:00Z.
@@ -288,4 +293,132 @@ fn replay_checked<E: Entity + PartialEq>(events: &[E::Event], what: &str) -> E {
         }
     }
     first
+}
+
+/// Starts a view scenario: `view::<V>().given("acc-1", Opened { … }).then_row("acc-1", expected)`.
+///
+/// Events are given as values with the stream id they belong to; each becomes a
+/// stored record (JSON, positions from 1, recorded at [`DEFAULT_NOW`] unless
+/// [`ViewScenario::at`] says otherwise) and is folded the way the runner folds
+/// it. Every fold is done twice and must give equal rows (the determinism check).
+pub fn view<V: View + PartialEq>() -> ViewScenario<V> {
+    ViewScenario {
+        records: Vec::new(),
+        now: DEFAULT_NOW,
+        _view: std::marker::PhantomData,
+    }
+}
+
+/// Events given to a view, about to be checked against expected rows.
+pub struct ViewScenario<V> {
+    records: Vec<RecordedEvent>,
+    now: Timestamp,
+    _view: std::marker::PhantomData<fn() -> V>,
+}
+
+impl<V: View + PartialEq> ViewScenario<V> {
+    /// The `recorded_at` of the events given after this call.
+    pub fn at(mut self, now: Timestamp) -> Self {
+        self.now = now;
+        self
+    }
+
+    /// One more event, of the stream `stream_id` (stream type `"test"`).
+    #[track_caller]
+    #[must_use = "a view scenario does nothing until `.then_row(..)` or `.rows()`"]
+    pub fn given<E: Event>(mut self, stream_id: &str, event: E) -> Self {
+        let payload = match Codec::Json.encode(&event) {
+            Ok(p) => p,
+            Err(e) => panic!("factum testkit: the given event {event:?} does not encode: {e}"),
+        };
+        let position = self.records.len() as u64 + 1;
+        let version = self.records.iter().filter(|r| r.stream_id == stream_id).count() as u64 + 1;
+        let id = Uuid::from_u128(u128::from(position));
+        self.records.push(RecordedEvent {
+            position,
+            stream_type: "test".to_owned(),
+            stream_id: stream_id.to_owned(),
+            version,
+            event_type: E::NAME.to_owned(),
+            schema_version: E::VERSION,
+            codec: Codec::Json,
+            payload,
+            metadata: EventMetadata {
+                event_id: id,
+                recorded_at: self.now,
+                command_id: id,
+                causation_id: None,
+                correlation_id: id,
+            },
+        });
+        self
+    }
+
+    /// Every row after folding the given events, by key.
+    #[track_caller]
+    pub fn rows(&self) -> BTreeMap<String, V> {
+        let first = fold_records::<V>(&self.records);
+        let second = fold_records::<V>(&self.records);
+        if first != second {
+            panic!(
+                "factum testkit: folding the same events twice into view `{}` gave different rows\n  \
+                 first:  {first:?}\n  second: {second:?}\nAn #[on] handler must depend only on the row, \
+                 the event and its meta.",
+                V::NAME
+            );
+        }
+        first
+    }
+
+    /// Asserts the row `key` equals `expected` after the given events.
+    #[track_caller]
+    pub fn then_row(self, key: &str, expected: V) -> Self {
+        let rows = self.rows();
+        match rows.get(key) {
+            Some(actual) if *actual == expected => {}
+            Some(actual) => panic!(
+                "factum testkit: view `{}` row `{key}` differs\n  expected: {expected:?}\n  actual:   {actual:?}",
+                V::NAME
+            ),
+            None => panic!(
+                "factum testkit: view `{}` has no row `{key}`\n  expected: {expected:?}\n  rows: {:?}",
+                V::NAME,
+                rows.keys().collect::<Vec<_>>()
+            ),
+        }
+        self
+    }
+
+    /// Asserts the view has no row `key` (never written, or deleted).
+    #[track_caller]
+    pub fn then_no_row(self, key: &str) -> Self {
+        if let Some(row) = self.rows().get(key) {
+            panic!("factum testkit: view `{}` has a row `{key}`: {row:?}", V::NAME);
+        }
+        self
+    }
+}
+
+#[track_caller]
+fn fold_records<V: View>(records: &[RecordedEvent]) -> BTreeMap<String, V> {
+    let mut rows: BTreeMap<String, V> = BTreeMap::new();
+    let mut routed = Vec::new();
+    for record in records {
+        let meta = EventMeta::of(record);
+        if let Err(e) = V::route(record, &meta, &mut routed) {
+            panic!(
+                "factum testkit: view `{}` cannot decode event {} at position {}: {e}",
+                V::NAME,
+                record.event_type,
+                record.position
+            );
+        }
+        for (key, event) in routed.drain(..) {
+            let row = rows.entry(key.clone()).or_default();
+            if row.apply(event, &meta) == ViewOp::Delete {
+                rows.remove(&key);
+            }
+        }
+    }
+    rows
 }

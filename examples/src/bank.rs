@@ -277,3 +277,67 @@ pub fn money(cents: u64) -> String {
 pub const fn dollars(d: u64) -> u64 {
     d * 100
 }
+
+/// The `account_summary` view: one row per account, for account pages and lists.
+/// `find_by_owner` (the `accounts_by_owner` index) lists an owner's accounts.
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    /// Who owns it.
+    pub owner: String,
+    /// Its number.
+    pub number: u32,
+    /// Cents.
+    pub balance: u64,
+    /// How many deposits (transfers in included).
+    pub deposits: u32,
+    /// How many withdrawals (transfers out included).
+    pub withdrawals: u32,
+    /// When it last changed.
+    pub last_activity: Timestamp,
+    /// Closed for good.
+    pub closed: bool,
+}
+
+#[view(name = "account_summary", version = 1, index = [owner])]
+impl AccountSummary {
+    #[on]
+    fn opened(&mut self, e: &Opened, meta: &EventMeta) {
+        self.owner = e.owner.clone();
+        self.number = e.number;
+        self.last_activity = meta.recorded_at;
+    }
+
+    #[on]
+    fn deposited(&mut self, e: &Deposited, meta: &EventMeta) {
+        self.balance += e.amount;
+        self.deposits += 1;
+        self.last_activity = meta.recorded_at;
+    }
+
+    #[on]
+    fn withdrawn(&mut self, e: &Withdrawn, meta: &EventMeta) {
+        self.balance = self.balance.saturating_sub(e.amount);
+        self.withdrawals += 1;
+        self.last_activity = meta.recorded_at;
+    }
+
+    #[on]
+    fn transferred_out(&mut self, e: &TransferredOut, meta: &EventMeta) {
+        self.balance = self.balance.saturating_sub(e.amount);
+        self.withdrawals += 1;
+        self.last_activity = meta.recorded_at;
+    }
+
+    #[on]
+    fn transferred_in(&mut self, e: &TransferredIn, meta: &EventMeta) {
+        self.balance += e.amount;
+        self.deposits += 1;
+        self.last_activity = meta.recorded_at;
+    }
+
+    #[on]
+    fn closed(&mut self, _e: &Closed, meta: &EventMeta) {
+        self.closed = true;
+        self.last_activity = meta.recorded_at;
+    }
+}

@@ -176,3 +176,35 @@ impl Cart {
         }
     }
 }
+
+/// The `popular_items` view: one row per product over all carts (key = sku).
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PopularItem {
+    /// How many times the product went into a cart.
+    pub times_added: u32,
+    /// Units added, over all carts.
+    pub units_added: u64,
+    /// Units taken out again.
+    pub units_removed: u64,
+}
+
+impl PopularItem {
+    /// Units still in carts (added minus removed).
+    pub fn units_kept(&self) -> u64 {
+        self.units_added.saturating_sub(self.units_removed)
+    }
+}
+
+#[view(name = "popular_items", version = 1)]
+impl PopularItem {
+    #[on(key = e.sku.clone())]
+    fn added(&mut self, e: &ItemAdded) {
+        self.times_added += 1;
+        self.units_added += u64::from(e.quantity);
+    }
+
+    #[on(key = e.sku.clone())]
+    fn removed(&mut self, e: &ItemRemoved) {
+        self.units_removed += u64::from(e.quantity);
+    }
+}

@@ -3,3 +3,4 @@
 
 pub mod bank;
 pub mod cart;
+pub mod progress;

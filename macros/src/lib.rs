@@ -13,6 +13,7 @@ mod check;
 mod ctxt;
 mod expand;
 mod rules;
+mod view;
 
 use proc_macro::TokenStream;
 
@@ -71,4 +72,12 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn entity(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::entity::attribute(args.into(), input.into()).into()
+}
+
+/// Turns an inherent impl block of a row type into a `factum::view::View`:
+/// `#[view(name = "…", version = N, index = [field, …])]` with `#[on]` /
+/// `#[on(key = …)]` handlers. See the `factum::view` docs.
+#[proc_macro_attribute]
+pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
+    view::expand(args.into(), input.into()).into()
 }

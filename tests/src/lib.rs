@@ -2,3 +2,5 @@
 //! which is also the baseline the generated dispatch is measured against.
 
 pub mod handwritten;
+pub mod pg;
+pub mod views;

@@ -33,7 +33,7 @@ struct Museum {
     last_visit_number: u64,
 }
 
-#[entity(name = "museum", vis = "pub(crate)")]
+#[entity(name = "museum")]
 impl Museum {
     #[handle]
     fn visit(&self, _cmd: Visit, ctx: &Context) -> Visited {

@@ -7,8 +7,10 @@
 use factum::prelude::*;
 use factum::{EntityRef, EventSet};
 use factum_examples::bank::{
-    Account, AccountError, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, dollars, money,
+    Account, AccountError, AccountSummary, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, dollars,
+    money,
 };
+use factum_examples::progress::catch_up_with_progress;
 
 type Step = Result<factum::Committed<Account>, CommandError<AccountError>>;
 
@@ -18,6 +20,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = App::open(&path).await?;
     let head = app.store().head().await?;
     println!("factum bank on {path} ({} events already in the log)\n", head);
+    // Views live in memory here: each start folds the whole log again, behind a progress bar.
+    app.start_views().await?;
+    catch_up_with_progress(&app.view::<AccountSummary>(), head).await?;
 
     let ada = app.entity::<Account>("acc-ada");
     let grace = app.entity::<Account>("acc-grace");
@@ -83,6 +88,47 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for account in [&ada, &grace] {
         print_audit_trail(account).await?;
+    }
+    print_summary(&app).await?;
+    Ok(())
+}
+
+/// The `account_summary` view after the script: read-your-writes first (wait
+/// until the view has folded the log's head), then O(1) reads and the owner index.
+async fn print_summary(app: &App) -> Result<(), Box<dyn std::error::Error>> {
+    let summary = app.view::<AccountSummary>();
+    summary.wait_for(app.store().head().await?).await?;
+    println!("\naccount_summary view (checkpoint {}):", summary.checkpoint());
+    println!(
+        "  {:<10}  {:<6}  {:>9}  {:>8}  {:>11}  state",
+        "account", "owner", "balance", "deposits", "withdrawals"
+    );
+    let mut cursor = None;
+    loop {
+        let page = summary.list(cursor.as_deref(), 100).await?;
+        for (id, row) in &page.rows {
+            println!(
+                "  {id:<10}  {:<6}  {:>9}  {:>8}  {:>11}  {}",
+                row.owner,
+                money(row.balance),
+                row.deposits,
+                row.withdrawals,
+                if row.closed { "closed" } else { "open" }
+            );
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    for owner in ["Ada", "Grace"] {
+        let accounts: Vec<String> = summary
+            .find_by_owner(owner)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        println!("  accounts_by_owner({owner}): {accounts:?}");
     }
     Ok(())
 }

@@ -5,11 +5,12 @@
 
 use factum::EventSet;
 use factum::prelude::*;
-use factum_examples::cart::{AddItem, Cart, CheckOut, RemoveItem};
+use factum_examples::cart::{AddItem, Cart, CheckOut, PopularItem, RemoveItem};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = App::in_memory();
+    app.start_views().await?;
     let cart = app.entity::<Cart>("cart-1");
     let item = |sku: &str, quantity| AddItem {
         sku: sku.into(),
@@ -48,5 +49,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     println!("\nfinal cart: {:?}", cart.state().await?);
+
+    // A second cart, so the view has something to count across carts.
+    let other = app.entity::<Cart>("cart-2");
+    other.send(item("book", 1)).await?;
+    let last = other.send(item("pen", 3)).await?;
+    let popular = app.view::<PopularItem>();
+    popular.wait_for(last.position).await?;
+    println!("\npopular_items view (all carts):");
+    for (sku, row) in popular.list(None, 100).await?.rows {
+        println!(
+            "  {sku:<6} added {} time(s), {} unit(s) added, {} removed, {} kept",
+            row.times_added,
+            row.units_added,
+            row.units_removed,
+            row.units_kept()
+        );
+    }
     Ok(())
 }

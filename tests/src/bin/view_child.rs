@@ -1,0 +1,82 @@
+//! A process that catches up the `test_tally` view over a durable log another
+//! process wrote, for the crash and failover tests. The view's tables sit
+//! beside the log: in the same SQLite file, or the same PostgreSQL schema.
+//!
+//! `view_child sqlite <file> <events>` or `view_child postgres <url> <schema> <events>`.
+//! Prints `ready` once the view runs, `runner` when this process becomes the
+//! view's runner, `done` when the view has folded `<events>` events, then exits.
+//! `FACTUM_CHILD_BATCH` sets the events per view transaction (default 500).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use factum::App;
+use factum::store::{EventStore, PostgresStore, SqliteStore};
+use factum::view::{PostgresViewStore, SqliteViewStore, ViewStore};
+use factum_tests::views::Tally;
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (log, views, n): (Arc<dyn EventStore>, Arc<dyn ViewStore>, &str) = match args
+        .first()
+        .map(String::as_str)
+    {
+        Some("sqlite") if args.len() == 3 => (
+            Arc::new(SqliteStore::open(&args[1])?),
+            Arc::new(SqliteViewStore::open(&args[1])?),
+            &args[2],
+        ),
+        Some("postgres") if args.len() == 4 => (
+            Arc::new(
+                PostgresStore::connect(args[1].clone())
+                    .schema(args[2].clone())
+                    .open()
+                    .await?,
+            ),
+            Arc::new(PostgresViewStore::connect_in_schema(&args[1], &args[2]).await?),
+            &args[3],
+        ),
+        _ => {
+            return Err("usage: view_child sqlite <file> <events> | postgres <url> <schema> <events>".into());
+        }
+    };
+    let n: u64 = n.parse()?;
+    // Smaller batches make a catch-up last long enough to kill it in the middle.
+    let batch: usize = std::env::var("FACTUM_CHILD_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(500);
+    let app = App::builder()
+        .shared_store(log)
+        .shared_view_store(views)
+        .view_batch(batch)
+        .build();
+    app.start_view::<Tally>().await?;
+    say("ready");
+    let tally = app.view::<Tally>();
+    let mut was_runner = false;
+    loop {
+        if !was_runner && tally.is_runner() {
+            was_runner = true;
+            say("runner");
+        }
+        if was_runner && !tally.is_runner() {
+            was_runner = false;
+            say(&format!("lost: {:?}", tally.last_error()));
+        }
+        if tally.checkpoint() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    say("done");
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! PostgreSQL for the view tests: `FACTUM_PG_URL`, or a skip notice.
+
+use factum::view::PostgresViewStore;
+
+/// The server to test against, or `None` (after printing a skip notice) when
+/// `FACTUM_PG_URL` is not set.
+pub fn url(test: &str) -> Option<String> {
+    match std::env::var("FACTUM_PG_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            eprintln!(
+                "skipping {test}: set FACTUM_PG_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test or run uses.
+pub fn fresh_schema(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("factum_t_{test}_{}_{nanos}", std::process::id())
+}
+
+/// A view store in a fresh schema of its own, or `None` without `FACTUM_PG_URL`.
+pub async fn view_store(test: &str) -> Option<PostgresViewStore> {
+    let url = url(test)?;
+    let schema = fresh_schema(test);
+    Some(
+        PostgresViewStore::connect_in_schema(&url, &schema)
+            .await
+            .expect("connect to FACTUM_PG_URL"),
+    )
+}

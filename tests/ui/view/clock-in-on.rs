@@ -1,0 +1,25 @@
+use factum::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Deposited {
+    pub amount: u64,
+}
+
+#[derive(Default, Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    balance: u64,
+    at: u64,
+}
+
+#[view(name = "summary")]
+impl Summary {
+    #[on]
+    fn deposited(&mut self, e: &Deposited) {
+        let now = std::time::SystemTime::now();
+        let _ = now;
+        self.balance += e.amount;
+    }
+}
+
+fn main() {}
