@@ -440,9 +440,16 @@ async fn check(
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let opened = open_store(&args).await?;
+    let Opened { store, kind } = open_store(&args).await?;
+    // Whatever happens in the run, the temp file or the schema goes afterwards.
+    let result = load_and_check(store, &kind, &args).await;
+    clean_up(&kind).await;
+    result
+}
+
+async fn load_and_check(store: Arc<dyn EventStore>, kind: &Reopen, args: &Args) -> Result<(), String> {
     let app = App::builder()
-        .shared_store(opened.store.clone())
+        .shared_store(store.clone())
         .codec(args.codec)
         .cache_capacity(args.entities.max(1))
         .build();
@@ -518,7 +525,6 @@ async fn run(args: Args) -> Result<(), String> {
         percentile_us(&total.latencies_ns, 99.0),
     );
     if total.failed > 0 {
-        clean_up(&opened.kind).await;
         return Err(format!(
             "{} commands failed for reasons other than a rejection; the first: {}",
             total.failed,
@@ -528,13 +534,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     drop(accounts);
     drop(app);
-    let result = async {
-        let fresh = reopen_store(&opened.kind, opened.store, &args).await?;
-        check(fresh, &args, &expected, args.entities as u64 + total.events).await
-    }
-    .await;
-    clean_up(&opened.kind).await;
-    result?;
+    let fresh = reopen_store(kind, store, args).await?;
+    check(fresh, args, &expected, args.entities as u64 + total.events).await?;
     eprintln!(
         "loadgen: check passed: the stored log folds to the expected balance of all {} accounts",
         args.entities
