@@ -232,10 +232,7 @@ impl App {
         if let Some(slot) = by_id.get(id).and_then(|s| s.clone().downcast::<Slot<E>>().ok()) {
             return slot;
         }
-        if by_id.len() >= self.inner.cache_capacity {
-            // Drop the entities no handle holds; their state reloads from the store on next use.
-            by_id.retain(|_, slot| Arc::strong_count(slot) > 1);
-        }
+        evict_idle(by_id, self.inner.cache_capacity);
         let id: Arc<str> = Arc::from(id);
         let slot = Arc::new(Slot::<E> {
             id: id.clone(),
@@ -248,6 +245,25 @@ impl App {
         by_id.insert(id, slot.clone());
         slot
     }
+}
+
+/// At capacity, drops idle entities (no handle or command holds them) until a
+/// quarter of the room is free; their state reloads from the store on next use.
+/// The map's iteration order is random, so this is random eviction: cheap, and
+/// unlike dropping every idle entity it leaves most hot entities cached.
+fn evict_idle(by_id: &mut EntityCache, capacity: usize) {
+    if by_id.len() < capacity {
+        return;
+    }
+    let mut excess = by_id.len() + 1 - (capacity - capacity / 4);
+    by_id.retain(|_, slot| {
+        if excess > 0 && Arc::strong_count(slot) == 1 {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 struct Slot<E> {

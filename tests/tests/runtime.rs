@@ -94,3 +94,27 @@ fn testkit_shows_expected_and_actual_events_when_they_differ() {
         .when(Add { amount: 4 })
         .then([CounterEvent::Added(Added { amount: 5 })]);
 }
+
+#[tokio::test]
+async fn entities_dropped_from_a_full_cache_reload_their_state_from_the_store() {
+    let app = App::builder().cache_capacity(4).build();
+    for round in 1..=3u64 {
+        for i in 0..20 {
+            app.entity::<Counter>(format!("c-{i}"))
+                .send(Add { amount: round })
+                .await
+                .unwrap();
+        }
+    }
+    for i in 0..20 {
+        let state = app.entity::<Counter>(format!("c-{i}")).state().await.unwrap();
+        assert_eq!(
+            state,
+            Counter {
+                total: 6,
+                additions: 3
+            },
+            "c-{i}"
+        );
+    }
+}
