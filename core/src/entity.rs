@@ -67,10 +67,12 @@ pub fn registry() -> impl Iterator<Item = &'static EntityRegistration> {
 
 /// What a command handler may know besides state and command.
 ///
-/// Everything here is fixed before the handler runs, so re-running the command
-/// (after a version conflict, or in a test) gives the same events: the time is
-/// read once by the runtime, and the random numbers come from a generator
-/// seeded with the command id.
+/// Everything here is fixed before the handler runs, so deciding the same
+/// command against the same state again (a retry, a test, a replay of the
+/// decision) gives the same events: the time is read once by the runtime, and
+/// the random numbers come from a generator seeded with the command id, the
+/// entity id and the version the command is decided at. One command id sent to
+/// two entities (a fan-out) draws different numbers in each.
 #[derive(Debug, Clone)]
 pub struct Context {
     command_id: Uuid,
@@ -85,14 +87,22 @@ impl Context {
     /// A context for one command. The runtime and the test kit build these; a
     /// user needs this only to call a handler by hand.
     pub fn new(command_id: Uuid, now: Timestamp, entity_id: impl Into<Arc<str>>, version: u64) -> Self {
+        let entity_id: Arc<str> = entity_id.into();
         let (hi, lo) = command_id.as_u64_pair();
+        // FNV-1a: stable across Rust versions and platforms, unlike std's hasher,
+        // so a stored decision replays the same everywhere.
+        let id_hash = entity_id.bytes().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+        });
+        let seed =
+            hi ^ lo.rotate_left(32) ^ id_hash.rotate_left(17) ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         Context {
             command_id,
             correlation_id: command_id,
             now,
-            entity_id: entity_id.into(),
+            entity_id,
             version,
-            rng: Cell::new(hi ^ lo.rotate_left(32) ^ 0x9E37_79B9_7F4A_7C15),
+            rng: Cell::new(seed),
         }
     }
 
@@ -127,7 +137,7 @@ impl Context {
         self.version
     }
 
-    /// A pseudo-random number, deterministic for this command id (splitmix64).
+    /// A pseudo-random number, deterministic for this command, entity and version (splitmix64).
     pub fn random_u64(&self) -> u64 {
         let mut z = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
         self.rng.set(z);
@@ -136,14 +146,14 @@ impl Context {
         z ^ (z >> 31)
     }
 
-    /// A pseudo-random number in `0..bound` (`bound` > 0), deterministic for this command id.
+    /// A pseudo-random number in `0..bound` (`bound` > 0), deterministic like [`random_u64`](Context::random_u64).
     pub fn random_below(&self, bound: u64) -> u64 {
         assert!(bound > 0, "random_below needs a bound above zero");
         // Lemire's multiply-shift; the bias is below 2^-64 * bound, negligible here.
         ((u128::from(self.random_u64()) * u128::from(bound)) >> 64) as u64
     }
 
-    /// A version-4-shaped UUID, deterministic for this command id.
+    /// A version-4-shaped UUID, deterministic like [`random_u64`](Context::random_u64).
     pub fn uuid(&self) -> Uuid {
         let bytes = (u128::from(self.random_u64()) << 64 | u128::from(self.random_u64())).to_be_bytes();
         uuid::Builder::from_random_bytes(bytes).into_uuid()
