@@ -304,8 +304,10 @@ impl<E: Entity> fmt::Debug for EntityRef<E> {
 /// Options for one command: its id and its place in a chain of messages.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SendOptions {
-    /// The command id (default: a new random id). Also seeds the command's
-    /// random numbers, so a re-sent command with the same id decides the same.
+    /// The command id (default: a new random id). With the entity id and
+    /// version it seeds the command's random numbers, so the same command id
+    /// against the same state decides the same. (A re-sent command that was
+    /// already committed is decided again: there is no de-duplication yet.)
     pub command_id: Option<Uuid>,
     /// The message that caused this command.
     pub causation_id: Option<Uuid>,
@@ -520,6 +522,11 @@ impl<E: Entity> EntityRef<E> {
                         actual,
                         "version conflict, reloading"
                     );
+                    if attempt > 1 {
+                        // The writer that won keeps its cache warm and wins again
+                        // while the loser reloads; a jittered pause breaks the streak.
+                        tokio::time::sleep(conflict_backoff(command_id, attempt)).await;
+                    }
                     self.catch_up(&mut slot, false).await?;
                 }
                 Err(e) => {
@@ -575,6 +582,9 @@ impl<E: Entity> EntityRef<E> {
     /// after it when `from_scratch`, else from the cached version on.
     async fn catch_up(&self, slot: &mut Loaded<E>, from_scratch: bool) -> Result<(), LoadError> {
         let store = &self.app.inner.store;
+        // Stale until the end: a failed read or a panicking `apply` part-way
+        // leaves a reload from scratch behind, never a half-applied state.
+        slot.fresh = false;
         if from_scratch {
             slot.state = E::default();
             slot.version = 0;
@@ -711,6 +721,15 @@ impl<E: Entity> EntityRef<E> {
             }
         }
     }
+}
+
+/// How long to wait before the `attempt`-th try of a command that keeps
+/// losing to other writers: up to 100 µs × 2^attempt (at most ~50 ms),
+/// spread by a hash of the command id so competing commands pull apart.
+fn conflict_backoff(command_id: Uuid, attempt: u32) -> std::time::Duration {
+    let ceiling_us = 100u64 << attempt.min(9);
+    let (_, lo) = command_id.as_u64_pair();
+    std::time::Duration::from_micros(mix64(lo ^ u64::from(attempt)) % ceiling_us)
 }
 
 /// The id of the `index`-th event of a command: a hash of the two, so a retried

@@ -1,8 +1,13 @@
 //! The runtime over a hand-written entity: commands, rejections, conflicts
 //! between two apps on one store. (Concurrency on one entity: `bank.rs`.)
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use factum::store::{AppendRequest, Appended, RecordedEvent, Snapshot, StoreError};
 use factum::testkit::given;
 use factum::{App, CommandError, MemoryStore};
+use factum::{Codec, EventStore};
 use factum_tests::handwritten::{Add, Added, Counter, CounterError, CounterEvent};
 
 #[tokio::test]
@@ -40,7 +45,9 @@ async fn a_rejected_command_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_apps_on_one_store_resolve_conflicts_by_rerunning_the_command() {
     let store = MemoryStore::new();
-    let (a, b) = (App::new(store.clone()), App::new(store.clone()));
+    let counted = ConflictCounter::new(store.clone());
+    let conflicts = counted.conflicts.clone();
+    let (a, b) = (App::new(counted.clone()), App::new(counted));
     // Both load the entity at version 0, then write alternately: each write by one
     // makes the other's cache stale, so every command after the first conflicts once.
     a.entity::<Counter>("shared").version().await.unwrap();
@@ -52,6 +59,11 @@ async fn two_apps_on_one_store_resolve_conflicts_by_rerunning_the_command() {
             .await
             .unwrap();
     }
+    assert_eq!(
+        conflicts.load(Ordering::SeqCst),
+        49,
+        "each command after the first met a stale cache"
+    );
     let mut tasks = Vec::new();
     for app in [a.clone(), b.clone()] {
         tasks.push(tokio::spawn(async move {
@@ -116,5 +128,71 @@ async fn entities_dropped_from_a_full_cache_reload_their_state_from_the_store() 
             },
             "c-{i}"
         );
+    }
+}
+
+/// A store that counts the version conflicts it reports.
+#[derive(Clone)]
+struct ConflictCounter {
+    inner: MemoryStore,
+    conflicts: Arc<AtomicU64>,
+}
+
+impl ConflictCounter {
+    fn new(inner: MemoryStore) -> Self {
+        ConflictCounter {
+            inner,
+            conflicts: Arc::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for ConflictCounter {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        let result = self.inner.append(request).await;
+        if matches!(result, Err(StoreError::Conflict { .. })) {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+    async fn read_stream(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner
+            .read_stream(stream_type, stream_id, from_version, limit)
+            .await
+    }
+    async fn read_all(&self, from_position: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(from_position, limit).await
+    }
+    async fn stream_version(&self, stream_type: &str, stream_id: &str) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream_type, stream_id).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        self.inner.head().await
+    }
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.watch_head()
+    }
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(stream_type, stream_id).await
+    }
+    fn codec(&self) -> Codec {
+        self.inner.codec()
+    }
+    fn backend(&self) -> &'static str {
+        "counting memory"
     }
 }
