@@ -944,3 +944,29 @@ async fn postgres_watch_head_hears_other_nodes_appends() {
         .await
         .unwrap();
 }
+
+/// A second request for a stream in the same batch, at the same expected
+/// version, follows the first; when the first fails for a reason that leaves
+/// the stream where it was, the second must be tried, not refused with a
+/// "conflict" whose expected and actual versions are the same.
+#[tokio::test]
+async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
+    // Single-threaded, so both requests are queued before the writer runs.
+    let Some(b) = Backend::postgres().await else {
+        return;
+    };
+    let mut bad = new_event(Codec::Json, "nul", 1);
+    // Valid JSON that jsonb refuses (22P05): the server rejects the statement.
+    bad.payload = br#"{"account":"nul\u0000","amount":1}"#.to_vec();
+    let good = new_event(Codec::Json, "nul", 2);
+    let (first, second) = tokio::join!(
+        b.store.append(request("nul", 0, vec![bad])),
+        b.store.append(request("nul", 0, vec![good])),
+    );
+    let err = first.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+    let appended = second.expect("the second request is tried, and succeeds");
+    assert_eq!(appended.version, 1);
+    assert_eq!(b.store.stream_version("account", "nul").await.unwrap(), 1);
+    b.finish().await;
+}
