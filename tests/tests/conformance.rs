@@ -970,3 +970,136 @@ async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
     assert_eq!(b.store.stream_version("account", "nul").await.unwrap(), 1);
     b.finish().await;
 }
+
+/// Two stores on one file, as two processes would have: each must see the
+/// other's commits, so a stale expectation is a `Conflict` with the true
+/// version, never a constraint failure reported as `Backend`, and positions
+/// stay gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_stores_on_one_file_conflict_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let open = || {
+        Arc::new(
+            SqliteStore::options()
+                .synchronous(Synchronous::Normal)
+                .open(&path)
+                .expect("open sqlite"),
+        )
+    };
+    let (one, two) = (open(), open());
+
+    // Alternating, one after the other.
+    let c = Codec::Json;
+    assert_eq!(
+        one.append(request("shared", 0, deposits(c, "shared", [1])))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let err = two
+        .append(request("shared", 0, deposits(c, "shared", [2])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let appended = two
+        .append(request("shared", 1, deposits(c, "shared", [2])))
+        .await
+        .unwrap();
+    assert_eq!((appended.version, appended.first_position), (2, 2));
+    let err = one
+        .append(request("shared", 1, deposits(c, "shared", [3])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let appended = one
+        .append(request("own-1", 0, deposits(c, "own-1", [4])))
+        .await
+        .unwrap();
+    assert_eq!(appended.first_position, 3);
+    let appended = two
+        .append(request("own-2", 0, deposits(c, "own-2", [5])))
+        .await
+        .unwrap();
+    assert_eq!(appended.first_position, 4);
+
+    // At the same time: each store's writer keeps taking the lock right
+    // after the other's commit.
+    let mut tasks = Vec::new();
+    for (n, store) in [one.clone(), two.clone(), one.clone(), two.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let own = format!("task-{n}");
+            let mut own_version = 0;
+            let mut written = 0u64;
+            for i in 0..60u64 {
+                let expected = store.stream_version("account", "shared").await.unwrap();
+                match store
+                    .append(request("shared", expected, deposits(c, "shared", [i])))
+                    .await
+                {
+                    Ok(a) => {
+                        assert_eq!(a.version, expected + 1);
+                        written += 1;
+                    }
+                    Err(StoreError::Conflict {
+                        expected: e, actual, ..
+                    }) => {
+                        assert!(
+                            actual > e,
+                            "a conflict must name a newer version: {e} vs {actual}"
+                        );
+                    }
+                    Err(other) => panic!("shared stream: {other}"),
+                }
+                let a = store
+                    .append(request(&own, own_version, deposits(c, &own, [i])))
+                    .await
+                    .unwrap_or_else(|e| panic!("own stream {own}: {e}"));
+                own_version = a.version;
+                written += 1;
+            }
+            written
+        }));
+    }
+    let mut written = 4;
+    for t in tasks {
+        written += t.await.unwrap();
+    }
+    let all = one.read_all(1, 10_000).await.unwrap();
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=written).collect::<Vec<_>>(),
+        "gap-free positions, each event once"
+    );
+    let shared: Vec<u64> = all
+        .iter()
+        .filter(|e| e.stream_id == "shared")
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(shared, (1..=shared.len() as u64).collect::<Vec<_>>());
+}
