@@ -489,6 +489,84 @@ async fn an_invalid_append_is_refused(b: &Backend) {
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
+async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        println!("the memory store answers every append at once; nothing to retry");
+        return;
+    }
+    let store = &b.store;
+    let codec = store.codec();
+    store
+        .append(request("other", 0, deposits(codec, "other", [1])))
+        .await
+        .unwrap();
+    let events = deposits(codec, "rita", [1, 2]);
+    let first = store.append(request("rita", 0, events.clone())).await.unwrap();
+    // The same append again (its answer lost, say): the events are there
+    // with this request's ids, so it committed — acknowledged, not a
+    // conflict that would make the caller run its command a second time.
+    let again = store.append(request("rita", 0, events.clone())).await.unwrap();
+    assert_eq!(
+        (again.version, again.first_position, again.last_position),
+        (first.version, first.first_position, first.last_position)
+    );
+    assert_eq!(
+        (first.version, first.first_position, first.last_position),
+        (2, 2, 3)
+    );
+    assert_eq!(store.stream_version("account", "rita").await.unwrap(), 2);
+    assert_eq!(store.head().await.unwrap(), 3);
+
+    // Other events at the same expected version: a real conflict.
+    let err = store
+        .append(request("rita", 0, deposits(codec, "rita", [1, 2])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Only some of the events the same: a conflict too.
+    let mut mixed = events.clone();
+    mixed[1] = new_event(codec, "rita", 2);
+    let err = store.append(request("rita", 0, mixed)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The same events where the stream is not exactly one append further: a conflict.
+    let err = store
+        .append(request("rita", 1, events.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
 async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     if matches!(b.kind, Kind::Memory) {
         println!("the memory store has no bytes to corrupt");
@@ -742,6 +820,7 @@ conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
     the_newest_snapshot_wins,
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
+    an_append_already_committed_is_acknowledged_not_a_conflict,
     a_corrupted_record_names_its_stream_and_version,
     payloads_of_an_old_schema_version_load_as_the_current_type,
     an_entity_loads_from_its_snapshot_and_the_events_after_it,
