@@ -598,6 +598,24 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     let read = store.read_stream("account", "bad", 2, 1).await.unwrap();
     assert_eq!(read[0].version, 2);
     assert!(read[0].codec.decode::<Deposited>(&read[0].payload).is_err());
+    // Loaded as an entity: an error naming the stream and version, no panic.
+    let app = app_on(b);
+    let err = app.entity::<Account>("bad").state().await.unwrap_err();
+    assert!(
+        matches!(&err, factum::LoadError::Decode { stream_id, version: 2, .. } if stream_id == "bad"),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("account/bad") && message.contains("version 2"),
+        "{message}"
+    );
+    // Other streams still load, on the same app and on a fresh one.
+    assert_eq!(app.entity::<Account>("good").state().await.unwrap().balance, 3);
+    assert_eq!(
+        app_on(b).entity::<Account>("good").state().await.unwrap().balance,
+        3
+    );
 
     // The codec byte edited: the store itself reports the record as corrupt.
     b.tamper(
@@ -654,6 +672,41 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
 }
 
 // ------------------------------------------------------- entities on the store
+
+/// The events the suite writes (`account.deposited`, `{account, amount}`), as
+/// an entity reads them.
+#[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "account.deposited")]
+struct AccountDeposited {
+    account: String,
+    amount: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Deposit {
+    amount: u64,
+}
+
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+#[factum::entity(name = "account", vis = "pub(crate)")]
+impl Account {
+    #[handle]
+    fn deposit(&self, cmd: Deposit) -> AccountDeposited {
+        AccountDeposited {
+            account: String::new(),
+            amount: cmd.amount,
+        }
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &AccountDeposited) {
+        self.balance += e.amount;
+    }
+}
 
 /// The ledger's first schema: amounts in a field named `cents`.
 #[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
