@@ -489,6 +489,84 @@ async fn an_invalid_append_is_refused(b: &Backend) {
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
+async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        println!("the memory store answers every append at once; nothing to retry");
+        return;
+    }
+    let store = &b.store;
+    let codec = store.codec();
+    store
+        .append(request("other", 0, deposits(codec, "other", [1])))
+        .await
+        .unwrap();
+    let events = deposits(codec, "rita", [1, 2]);
+    let first = store.append(request("rita", 0, events.clone())).await.unwrap();
+    // The same append again (its answer lost, say): the events are there
+    // with this request's ids, so it committed — acknowledged, not a
+    // conflict that would make the caller run its command a second time.
+    let again = store.append(request("rita", 0, events.clone())).await.unwrap();
+    assert_eq!(
+        (again.version, again.first_position, again.last_position),
+        (first.version, first.first_position, first.last_position)
+    );
+    assert_eq!(
+        (first.version, first.first_position, first.last_position),
+        (2, 2, 3)
+    );
+    assert_eq!(store.stream_version("account", "rita").await.unwrap(), 2);
+    assert_eq!(store.head().await.unwrap(), 3);
+
+    // Other events at the same expected version: a real conflict.
+    let err = store
+        .append(request("rita", 0, deposits(codec, "rita", [1, 2])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Only some of the events the same: a conflict too.
+    let mut mixed = events.clone();
+    mixed[1] = new_event(codec, "rita", 2);
+    let err = store.append(request("rita", 0, mixed)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The same events where the stream is not exactly one append further: a conflict.
+    let err = store
+        .append(request("rita", 1, events.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
 async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     if matches!(b.kind, Kind::Memory) {
         println!("the memory store has no bytes to corrupt");
@@ -520,6 +598,24 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     let read = store.read_stream("account", "bad", 2, 1).await.unwrap();
     assert_eq!(read[0].version, 2);
     assert!(read[0].codec.decode::<Deposited>(&read[0].payload).is_err());
+    // Loaded as an entity: an error naming the stream and version, no panic.
+    let app = app_on(b);
+    let err = app.entity::<Account>("bad").state().await.unwrap_err();
+    assert!(
+        matches!(&err, factum::LoadError::Decode { stream_id, version: 2, .. } if stream_id == "bad"),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("account/bad") && message.contains("version 2"),
+        "{message}"
+    );
+    // Other streams still load, on the same app and on a fresh one.
+    assert_eq!(app.entity::<Account>("good").state().await.unwrap().balance, 3);
+    assert_eq!(
+        app_on(b).entity::<Account>("good").state().await.unwrap().balance,
+        3
+    );
 
     // The codec byte edited: the store itself reports the record as corrupt.
     b.tamper(
@@ -576,6 +672,41 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
 }
 
 // ------------------------------------------------------- entities on the store
+
+/// The events the suite writes (`account.deposited`, `{account, amount}`), as
+/// an entity reads them.
+#[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "account.deposited")]
+struct AccountDeposited {
+    account: String,
+    amount: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Deposit {
+    amount: u64,
+}
+
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+#[factum::entity(name = "account", vis = "pub(crate)")]
+impl Account {
+    #[handle]
+    fn deposit(&self, cmd: Deposit) -> AccountDeposited {
+        AccountDeposited {
+            account: String::new(),
+            amount: cmd.amount,
+        }
+    }
+
+    #[apply]
+    fn deposited(&mut self, e: &AccountDeposited) {
+        self.balance += e.amount;
+    }
+}
 
 /// The ledger's first schema: amounts in a field named `cents`.
 #[derive(factum::Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -742,6 +873,7 @@ conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
     the_newest_snapshot_wins,
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
+    an_append_already_committed_is_acknowledged_not_a_conflict,
     a_corrupted_record_names_its_stream_and_version,
     payloads_of_an_old_schema_version_load_as_the_current_type,
     an_entity_loads_from_its_snapshot_and_the_events_after_it,
@@ -943,4 +1075,163 @@ async fn postgres_watch_head_hears_other_nodes_appends() {
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await
         .unwrap();
+}
+
+/// A second request for a stream in the same batch, at the same expected
+/// version, follows the first; when the first fails for a reason that leaves
+/// the stream where it was, the second must be tried, not refused with a
+/// "conflict" whose expected and actual versions are the same.
+#[tokio::test]
+async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
+    // Single-threaded, so both requests are queued before the writer runs.
+    let Some(b) = Backend::postgres().await else {
+        return;
+    };
+    let mut bad = new_event(Codec::Json, "nul", 1);
+    // Valid JSON that jsonb refuses (22P05): the server rejects the statement.
+    bad.payload = br#"{"account":"nul\u0000","amount":1}"#.to_vec();
+    let good = new_event(Codec::Json, "nul", 2);
+    let (first, second) = tokio::join!(
+        b.store.append(request("nul", 0, vec![bad])),
+        b.store.append(request("nul", 0, vec![good])),
+    );
+    let err = first.unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+    let appended = second.expect("the second request is tried, and succeeds");
+    assert_eq!(appended.version, 1);
+    assert_eq!(b.store.stream_version("account", "nul").await.unwrap(), 1);
+    b.finish().await;
+}
+
+/// Two stores on one file, as two processes would have: each must see the
+/// other's commits, so a stale expectation is a `Conflict` with the true
+/// version, never a constraint failure reported as `Backend`, and positions
+/// stay gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_stores_on_one_file_conflict_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let open = || {
+        Arc::new(
+            SqliteStore::options()
+                .synchronous(Synchronous::Normal)
+                .open(&path)
+                .expect("open sqlite"),
+        )
+    };
+    let (one, two) = (open(), open());
+
+    // Alternating, one after the other.
+    let c = Codec::Json;
+    assert_eq!(
+        one.append(request("shared", 0, deposits(c, "shared", [1])))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
+    let err = two
+        .append(request("shared", 0, deposits(c, "shared", [2])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let appended = two
+        .append(request("shared", 1, deposits(c, "shared", [2])))
+        .await
+        .unwrap();
+    assert_eq!((appended.version, appended.first_position), (2, 2));
+    let err = one
+        .append(request("shared", 1, deposits(c, "shared", [3])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let appended = one
+        .append(request("own-1", 0, deposits(c, "own-1", [4])))
+        .await
+        .unwrap();
+    assert_eq!(appended.first_position, 3);
+    let appended = two
+        .append(request("own-2", 0, deposits(c, "own-2", [5])))
+        .await
+        .unwrap();
+    assert_eq!(appended.first_position, 4);
+
+    // At the same time: each store's writer keeps taking the lock right
+    // after the other's commit.
+    let mut tasks = Vec::new();
+    for (n, store) in [one.clone(), two.clone(), one.clone(), two.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let own = format!("task-{n}");
+            let mut own_version = 0;
+            let mut written = 0u64;
+            for i in 0..60u64 {
+                let expected = store.stream_version("account", "shared").await.unwrap();
+                match store
+                    .append(request("shared", expected, deposits(c, "shared", [i])))
+                    .await
+                {
+                    Ok(a) => {
+                        assert_eq!(a.version, expected + 1);
+                        written += 1;
+                    }
+                    Err(StoreError::Conflict {
+                        expected: e, actual, ..
+                    }) => {
+                        assert!(
+                            actual > e,
+                            "a conflict must name a newer version: {e} vs {actual}"
+                        );
+                    }
+                    Err(other) => panic!("shared stream: {other}"),
+                }
+                let a = store
+                    .append(request(&own, own_version, deposits(c, &own, [i])))
+                    .await
+                    .unwrap_or_else(|e| panic!("own stream {own}: {e}"));
+                own_version = a.version;
+                written += 1;
+            }
+            written
+        }));
+    }
+    let mut written = 4;
+    for t in tasks {
+        written += t.await.unwrap();
+    }
+    let all = one.read_all(1, 10_000).await.unwrap();
+    let positions: Vec<u64> = all.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=written).collect::<Vec<_>>(),
+        "gap-free positions, each event once"
+    );
+    let shared: Vec<u64> = all
+        .iter()
+        .filter(|e| e.stream_id == "shared")
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(shared, (1..=shared.len() as u64).collect::<Vec<_>>());
 }

@@ -180,6 +180,13 @@ pub enum StoreError {
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `request.events` if the stream is at `request.expected_version`;
     /// otherwise fails with [`StoreError::Conflict`] and writes nothing.
+    ///
+    /// The SQL stores acknowledge an append that already committed: when the
+    /// stream's events after `expected_version` are exactly this request's
+    /// (same event ids, which are deterministic per command), the answer is
+    /// `Ok`, not a conflict. A `Conflict` always has `actual != expected`.
+    /// When the outcome is unknown (the connection was lost, perhaps after
+    /// the commit) the answer is [`StoreError::Backend`], never `Conflict`.
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
 
     /// Events of one stream with `version >= from_version`, at most `limit`, in version order.

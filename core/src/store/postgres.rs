@@ -254,6 +254,7 @@ struct Sql {
     head: String,
     save_snapshot: String,
     load_snapshot: String,
+    stored_ids: String,
 }
 
 impl Sql {
@@ -280,6 +281,10 @@ impl Sql {
             ),
             load_snapshot: format!(
                 "SELECT version, codec, payload FROM {s}.snapshots WHERE stream_type = $1 AND stream_id = $2"
+            ),
+            stored_ids: format!(
+                "SELECT position, event_id FROM {s}.events WHERE stream_type = $1 AND stream_id = $2 \
+                 AND version > $3 AND version <= $4 ORDER BY version"
             ),
         }
     }
@@ -363,6 +368,7 @@ impl PostgresStore {
             pool: pool.clone(),
             append_sql: sql.append.clone(),
             version_sql: sql.stream_version.clone(),
+            stored_ids_sql: sql.stored_ids.clone(),
             head: head.clone(),
             max_batch: options.max_batch,
         };
@@ -540,6 +546,7 @@ struct Writer {
     pool: Pool,
     append_sql: String,
     version_sql: String,
+    stored_ids_sql: String,
     head: Arc<watch::Sender<u64>>,
     max_batch: usize,
 }
@@ -567,8 +574,11 @@ impl Writer {
                 }
             }
             // One leader per stream per batch. A later request with the same
-            // expected version is certain to conflict whatever the leader's
-            // outcome, so it follows the leader; any other one waits a batch.
+            // expected version conflicts if the leader moved the stream (it
+            // appended, or found the stream elsewhere), so it follows the
+            // leader and is answered from its outcome; if the leader failed
+            // without moving the stream, the follower is tried in the next
+            // batch. Any other request for the stream waits a batch.
             let mut leaders: Vec<Pending> = Vec::new();
             let mut followers: Vec<(usize, Pending)> = Vec::new();
             let mut by_stream: HashMap<(String, String), usize> = HashMap::new();
@@ -588,54 +598,70 @@ impl Writer {
             }
             deferred = next;
             let results = self.append_batch(&leaders).await;
-            let mut final_versions: Vec<u64> = Vec::with_capacity(leaders.len());
+            let mut final_versions: Vec<Option<u64>> = Vec::with_capacity(leaders.len());
             let mut top = 0;
             for (p, result) in leaders.into_iter().zip(results) {
+                // Only a version the store reported is known; after any other
+                // failure the stream may be anywhere, including unmoved.
                 final_versions.push(match &result {
-                    Ok(a) => a.version,
-                    Err(StoreError::Conflict { actual, .. }) => *actual,
-                    Err(_) => p.request.expected_version,
+                    Ok(a) => Some(a.version),
+                    Err(StoreError::Conflict { actual, .. }) => Some(*actual),
+                    Err(_) => None,
                 });
                 if let Ok(a) = &result {
                     top = top.max(a.last_position);
                 }
                 let _ = p.reply.send(result);
             }
+            let mut retry = Vec::new();
             for (leader, p) in followers {
-                let actual = final_versions.get(leader).copied().unwrap_or(0);
-                let _ = p.reply.send(Err(StoreError::Conflict {
-                    stream_type: p.request.stream_type,
-                    stream_id: p.request.stream_id,
-                    expected: p.request.expected_version,
-                    actual,
-                }));
+                match final_versions.get(leader).copied().flatten() {
+                    Some(actual) if actual != p.request.expected_version => {
+                        let _ = p.reply.send(Err(conflict(&p.request, actual)));
+                    }
+                    // Never a conflict with expected == actual: the follower
+                    // may well succeed, so it goes first in the next batch.
+                    _ => retry.push(p),
+                }
             }
+            deferred.splice(0..0, retry);
             if top > 0 {
                 raise_head(&self.head, top);
             }
         }
     }
 
-    /// Appends distinct-stream requests in one statement; if the statement
-    /// fails, retries them one by one so only the request at fault fails.
+    /// Appends distinct-stream requests in one statement. If the server
+    /// refused the statement (so nothing of it committed), retries them one by
+    /// one so only the request at fault fails; if the outcome is unknown (the
+    /// connection was lost, perhaps after the commit), fails every request
+    /// with `Backend`, never `Conflict`: a retry would find the batch's own
+    /// events and a conflict would make the caller apply its command twice.
     async fn append_batch(&self, batch: &[Pending]) -> Vec<Result<Appended, StoreError>> {
         if batch.is_empty() {
             return Vec::new();
         }
         let requests: Vec<&AppendRequest> = batch.iter().map(|p| &p.request).collect();
         match self.execute(&requests).await {
-            Ok(outcomes) => requests.iter().zip(outcomes).map(|(r, o)| answer(r, o)).collect(),
+            Ok(outcomes) => {
+                let mut out = Vec::with_capacity(batch.len());
+                for (request, outcome) in requests.iter().zip(outcomes) {
+                    out.push(self.answer(request, outcome).await);
+                }
+                out
+            }
             // Another node won a race (unique violation), or one request's
-            // data was refused (e.g. a `\u0000` jsonb cannot hold): retry one
-            // by one so only the request at fault fails.
-            Err(_) if batch.len() > 1 => {
+            // data was refused (e.g. a `\u0000` jsonb cannot hold): the
+            // statement rolled back, so retry one by one and only the request
+            // at fault fails.
+            Err(ExecError::Refused(_)) if batch.len() > 1 => {
                 let mut out = Vec::with_capacity(batch.len());
                 for request in requests {
                     out.push(self.append_alone(request).await);
                 }
                 out
             }
-            Err(e) if is_unique_violation(&e) => vec![self.append_alone(requests[0]).await],
+            Err(e) if e.is_unique_violation() => vec![self.append_alone(requests[0]).await],
             Err(e) => {
                 let message = e.to_string();
                 requests
@@ -651,14 +677,14 @@ impl Writer {
         for _ in 0..3 {
             match self.execute(&[request]).await {
                 Ok(mut outcomes) => match outcomes.pop() {
-                    Some(o) => return answer(request, o),
+                    Some(o) => return self.answer(request, o).await,
                     None => return Err(backend_error_for(request, "the append returned no row".into())),
                 },
-                Err(e) if is_unique_violation(&e) => {
+                Err(e) if e.is_unique_violation() => {
                     // Someone else committed this version meanwhile: report what they left.
                     let actual = self.current_version(request).await?;
                     if actual != request.expected_version {
-                        return Err(conflict(request, actual));
+                        return self.conflict_or_acknowledge(request, actual).await;
                     }
                 }
                 Err(e) => return Err(backend_error_for(request, e.to_string())),
@@ -668,6 +694,77 @@ impl Writer {
             request,
             "the append kept colliding with other writers".into(),
         ))
+    }
+
+    /// What the statement's row means for `request`.
+    async fn answer(&self, request: &AppendRequest, outcome: RequestOutcome) -> Result<Appended, StoreError> {
+        if outcome.actual != request.expected_version {
+            return self.conflict_or_acknowledge(request, outcome.actual).await;
+        }
+        let (first_position, last_position) = outcome.positions.unwrap_or((0, 0));
+        Ok(Appended {
+            version: request.expected_version + request.events.len() as u64,
+            first_position,
+            last_position,
+        })
+    }
+
+    /// The stream is at `actual`, not at the expected version. If it is
+    /// exactly where this append would have left it and the events there are
+    /// this request's own (event ids are deterministic per command), the
+    /// append already committed — an earlier attempt whose answer was lost —
+    /// and is acknowledged; anything else is a conflict.
+    async fn conflict_or_acknowledge(
+        &self,
+        request: &AppendRequest,
+        actual: u64,
+    ) -> Result<Appended, StoreError> {
+        let n = request.events.len() as u64;
+        if n == 0 || actual != request.expected_version.saturating_add(n) {
+            return Err(conflict(request, actual));
+        }
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| backend_error("taking a connection from the pool", e))?;
+        let rows = client
+            .query(
+                &self.stored_ids_sql,
+                &[
+                    &request.stream_type,
+                    &request.stream_id,
+                    &to_i64(request.expected_version),
+                    &to_i64(actual),
+                ],
+            )
+            .await
+            .map_err(|e| backend_error_for(request, e.to_string()))?;
+        let mut positions = Vec::with_capacity(rows.len());
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let position: i64 = row
+                .try_get(0)
+                .map_err(|e| backend_error_for(request, e.to_string()))?;
+            let id: Uuid = row
+                .try_get(1)
+                .map_err(|e| backend_error_for(request, e.to_string()))?;
+            positions.push(u64::try_from(position).unwrap_or(0));
+            ids.push(id);
+        }
+        let own = ids.len() == request.events.len()
+            && ids
+                .iter()
+                .zip(&request.events)
+                .all(|(stored, e)| *stored == e.metadata.event_id);
+        match (own, positions.first(), positions.last()) {
+            (true, Some(&first_position), Some(&last_position)) => Ok(Appended {
+                version: actual,
+                first_position,
+                last_position,
+            }),
+            _ => Err(conflict(request, actual)),
+        }
     }
 
     async fn current_version(&self, request: &AppendRequest) -> Result<u64, StoreError> {
@@ -691,11 +788,11 @@ impl Writer {
             .pool
             .get()
             .await
-            .map_err(|e| ExecError::Other(e.to_string()))?;
+            .map_err(|e| ExecError::Unsent(e.to_string()))?;
         let stmt = client
             .prepare_cached(&self.append_sql)
             .await
-            .map_err(ExecError::Pg)?;
+            .map_err(|e| ExecError::Unsent(e.to_string()))?;
         let mut stream_types = Vec::with_capacity(requests.len());
         let mut stream_ids = Vec::with_capacity(requests.len());
         let mut expected = Vec::with_capacity(requests.len());
@@ -762,9 +859,11 @@ impl Writer {
                 ],
             )
             .await
-            .map_err(ExecError::Pg)?;
+            .map_err(ExecError::from_statement)?;
+        // From here on the statement has committed: a surprise is an unknown
+        // outcome, never a refusal.
         if rows.len() != requests.len() {
-            return Err(ExecError::Other(format!(
+            return Err(ExecError::Unknown(format!(
                 "the append answered {} rows for {} requests",
                 rows.len(),
                 requests.len()
@@ -772,9 +871,10 @@ impl Writer {
         }
         rows.iter()
             .map(|row| {
-                let actual: i64 = row.try_get(1).map_err(ExecError::Pg)?;
-                let first: Option<i64> = row.try_get(2).map_err(ExecError::Pg)?;
-                let last: Option<i64> = row.try_get(3).map_err(ExecError::Pg)?;
+                let unknown = |e: tokio_postgres::Error| ExecError::Unknown(e.to_string());
+                let actual: i64 = row.try_get(1).map_err(unknown)?;
+                let first: Option<i64> = row.try_get(2).map_err(unknown)?;
+                let last: Option<i64> = row.try_get(3).map_err(unknown)?;
                 Ok(RequestOutcome {
                     actual: u64::try_from(actual).unwrap_or(0),
                     positions: first
@@ -786,22 +886,48 @@ impl Writer {
     }
 }
 
+/// Why a batch statement did not answer, by what it proves about the commit.
 enum ExecError {
-    Pg(tokio_postgres::Error),
-    Other(String),
+    /// The server refused the statement with an error: it rolled back and
+    /// nothing of it committed.
+    Refused(tokio_postgres::Error),
+    /// It failed before the statement was sent: nothing committed.
+    Unsent(String),
+    /// The outcome is unknown: the connection was lost (perhaps after the
+    /// commit) or the answer was unreadable. It may have committed.
+    Unknown(String),
+}
+
+impl ExecError {
+    fn from_statement(e: tokio_postgres::Error) -> ExecError {
+        // An ERROR-level report aborts the (implicit) transaction and leaves
+        // the session usable. No report at all (I/O, closed connection), a
+        // FATAL/PANIC one, a connection exception or "statement completion
+        // unknown" say nothing certain about the commit.
+        let refused = e.as_db_error().is_some_and(|db| {
+            db.severity() == "ERROR"
+                && !db.code().code().starts_with("08")
+                && *db.code() != SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN
+        });
+        if refused {
+            ExecError::Refused(e)
+        } else {
+            ExecError::Unknown(format!("{e}; the append may or may not have committed"))
+        }
+    }
+
+    fn is_unique_violation(&self) -> bool {
+        matches!(self, ExecError::Refused(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
+    }
 }
 
 impl std::fmt::Display for ExecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExecError::Pg(e) => write!(f, "{e}"),
-            ExecError::Other(m) => f.write_str(m),
+            ExecError::Refused(e) => write!(f, "{e}"),
+            ExecError::Unsent(m) | ExecError::Unknown(m) => f.write_str(m),
         }
     }
-}
-
-fn is_unique_violation(e: &ExecError) -> bool {
-    matches!(e, ExecError::Pg(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
 }
 
 fn conflict(request: &AppendRequest, actual: u64) -> StoreError {
@@ -821,18 +947,6 @@ fn backend_error_for(request: &AppendRequest, message: String) -> StoreError {
         ),
         message,
     )
-}
-
-fn answer(request: &AppendRequest, outcome: RequestOutcome) -> Result<Appended, StoreError> {
-    if outcome.actual != request.expected_version {
-        return Err(conflict(request, outcome.actual));
-    }
-    let (first_position, last_position) = outcome.positions.unwrap_or((0, 0));
-    Ok(Appended {
-        version: request.expected_version + request.events.len() as u64,
-        first_position,
-        last_position,
-    })
 }
 
 /// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order); a column that

@@ -421,11 +421,6 @@ impl Writer {
     }
 
     fn write_batch(&mut self, batch: Vec<Command>) {
-        if let Err(e) = self.forget_if_changed() {
-            return fail_all(batch, || {
-                backend_error("checking the file for other writers", clone_sqlite(&e))
-            });
-        }
         if let Err(e) = self
             .conn
             .prepare_cached("BEGIN IMMEDIATE")
@@ -433,6 +428,15 @@ impl Writer {
         {
             return fail_all(batch, || {
                 backend_error("starting a transaction", clone_sqlite(&e))
+            });
+        }
+        // Only now, with the write lock held, can no other process commit
+        // until we do: checked before `BEGIN`, a commit in between would
+        // leave the caches stale for this whole batch.
+        if let Err(e) = self.forget_if_changed() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return fail_all(batch, || {
+                backend_error("checking the file for other writers", clone_sqlite(&e))
             });
         }
         let mut pending: HashMap<(String, String), u64> = HashMap::new();
@@ -575,12 +579,9 @@ impl Writer {
             .current_version(request, pending)
             .map_err(|e| named("reading the stream version", e))?;
         if current != request.expected_version {
-            return Err(StoreError::Conflict {
-                stream_type: request.stream_type.clone(),
-                stream_id: request.stream_id.clone(),
-                expected: request.expected_version,
-                actual: current,
-            });
+            return self
+                .conflict_or_acknowledge(request, current)
+                .map_err(|e| named("reading the stream's events", e))?;
         }
         if request.events.is_empty() {
             return Ok(Appended {
@@ -589,23 +590,107 @@ impl Writer {
                 last_position: 0,
             });
         }
-        let first_position = self.next_position().map_err(|e| named("reading the head", e))?;
+        match self.insert_request(request, current, pending) {
+            // The caches disagreed with the file, though `data_version` said
+            // nothing changed: a second line of defence, not the usual path.
+            // Re-read both and try once more, or report what is really there.
+            Err(e) if is_constraint_violation(&e) => {
+                self.forget_stream(request);
+                let actual = self
+                    .current_version(request, pending)
+                    .map_err(|e| named("reading the stream version", e))?;
+                if actual != request.expected_version {
+                    return self
+                        .conflict_or_acknowledge(request, actual)
+                        .map_err(|e| named("reading the stream's events", e))?;
+                }
+                self.insert_request(request, actual, pending)
+                    .map_err(|e| named("appending", e))
+            }
+            other => other.map_err(|e| named("appending", e)),
+        }
+    }
+
+    /// Forgets what the caches say about `request`'s stream and the head.
+    fn forget_stream(&mut self, request: &AppendRequest) {
+        self.next_position = None;
+        if let Some(streams) = self.versions.get_mut(&request.stream_type) {
+            streams.remove(&request.stream_id);
+        }
+    }
+
+    /// The stream is at `actual`, not at the expected version. If it is
+    /// exactly where this append would have left it and the events there are
+    /// this request's own (event ids are deterministic per command), the
+    /// append already committed — an earlier attempt whose answer was lost —
+    /// and is acknowledged; anything else is a conflict.
+    fn conflict_or_acknowledge(
+        &mut self,
+        request: &AppendRequest,
+        actual: u64,
+    ) -> rusqlite::Result<Result<Appended, StoreError>> {
+        let conflict = || StoreError::Conflict {
+            stream_type: request.stream_type.clone(),
+            stream_id: request.stream_id.clone(),
+            expected: request.expected_version,
+            actual,
+        };
+        let n = request.events.len() as u64;
+        if n == 0 || actual != request.expected_version.saturating_add(n) {
+            return Ok(Err(conflict()));
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT position, event_id FROM events WHERE stream_type = ?1 AND stream_id = ?2 \
+             AND version > ?3 AND version <= ?4 ORDER BY version",
+        )?;
+        let stored = stmt
+            .query_map(
+                params![
+                    request.stream_type,
+                    request.stream_id,
+                    to_i64(request.expected_version),
+                    to_i64(actual)
+                ],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let own = stored.len() == request.events.len()
+            && stored
+                .iter()
+                .zip(&request.events)
+                .all(|((_, id), e)| id.as_slice() == e.metadata.event_id.as_bytes().as_slice());
+        Ok(match (own, stored.first(), stored.last()) {
+            (true, Some((first, _)), Some((last, _))) => Ok(Appended {
+                version: actual,
+                first_position: u64::try_from(*first).unwrap_or(0),
+                last_position: u64::try_from(*last).unwrap_or(0),
+            }),
+            _ => Err(conflict()),
+        })
+    }
+
+    /// Inserts a non-empty request's events at `current + 1..`, all or nothing.
+    fn insert_request(
+        &mut self,
+        request: &AppendRequest,
+        current: u64,
+        pending: &mut HashMap<(String, String), u64>,
+    ) -> rusqlite::Result<Appended> {
+        let first_position = self.next_position()?;
         // One INSERT is atomic on its own (SQLite undoes a failed statement);
         // only a multi-event request needs a savepoint to be all-or-nothing.
         let savepoint = request.events.len() > 1;
         if savepoint {
             self.conn
                 .prepare_cached("SAVEPOINT factum_append")
-                .and_then(|mut s| s.execute([]))
-                .map_err(|e| named("starting a savepoint", e))?;
+                .and_then(|mut s| s.execute([]))?;
         }
         match self.insert_events(request, first_position) {
             Ok(()) => {
                 if savepoint {
                     self.conn
                         .prepare_cached("RELEASE factum_append")
-                        .and_then(|mut s| s.execute([]))
-                        .map_err(|e| named("releasing a savepoint", e))?;
+                        .and_then(|mut s| s.execute([]))?;
                 }
                 let count = request.events.len() as u64;
                 let version = current + count;
@@ -624,7 +709,10 @@ impl Writer {
                         .conn
                         .execute_batch("ROLLBACK TO factum_append; RELEASE factum_append");
                 }
-                Err(named("appending", e))
+                // The head the insert assumed may be wrong (another process
+                // wrote): re-read MAX(position) rather than collide again.
+                self.next_position = None;
+                Err(e)
             }
         }
     }
@@ -685,6 +773,11 @@ impl Writer {
                 )
             })
     }
+}
+
+/// A UNIQUE or PRIMARY KEY violation: a version or position already taken.
+fn is_constraint_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// rusqlite errors are not `Clone`; a batch failure is reported to every caller.
