@@ -291,6 +291,25 @@ pub enum ViewStoreError {
         /// The table.
         table: TableId,
     },
+    /// A stored value is out of range (a negative or hand-edited checkpoint,
+    /// version or build): the view's storage is corrupt and needs repair.
+    #[error("{backend} view store: view {view}: corrupt table: {detail}")]
+    Corrupt {
+        /// Which store.
+        backend: &'static str,
+        /// The view.
+        view: String,
+        /// What is wrong, naming the table.
+        detail: String,
+    },
+    /// The view's name cannot name a table (only `[a-z][a-z0-9_]{0,39}` can).
+    #[error(
+        "view `{view}`: invalid view name; a view name is 1 to 40 characters of `a-z`, `0-9` and `_`, starting with a letter"
+    )]
+    InvalidName {
+        /// The name.
+        view: String,
+    },
     /// The backend failed.
     #[error("{backend} view store: {context}: {source}")]
     Backend {
@@ -304,7 +323,37 @@ pub enum ViewStoreError {
     },
 }
 
+/// The longest view name: table names stay short enough for every backend
+/// (PostgreSQL cuts identifiers at 63 bytes).
+pub const MAX_VIEW_NAME: usize = 40;
+
+/// True when `name` is a valid view name: `[a-z][a-z0-9_]{0,39}`. Distinct
+/// valid names give distinct table names on every backend.
+pub fn is_valid_view_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= MAX_VIEW_NAME
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// [`ViewStoreError::InvalidName`] unless `view` is a valid view name.
+pub(crate) fn check_view_name(view: &str) -> Result<(), ViewStoreError> {
+    if is_valid_view_name(view) {
+        Ok(())
+    } else {
+        Err(ViewStoreError::InvalidName { view: view.to_owned() })
+    }
+}
+
 impl ViewStoreError {
+    pub(crate) fn corrupt(backend: &'static str, view: &str, detail: impl Into<String>) -> Self {
+        ViewStoreError::Corrupt {
+            backend,
+            view: view.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn backend(
         backend: &'static str,
         context: impl Into<String>,

@@ -113,6 +113,9 @@ pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
             });
         }
     }
+    // `#[view]` checks the name at compile time; a view implemented by hand is checked here,
+    // on every backend, so it cannot share a table with another view.
+    super::check_view_name(V::NAME).map_err(storage::<V>)?;
     let store = registry.store.clone();
     let infos = store.tables(V::NAME).await.map_err(storage::<V>)?;
     let serving_id = match infos.iter().find(|t| t.state == TableState::Active) {
