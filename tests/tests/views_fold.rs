@@ -348,3 +348,31 @@ async fn wait_for_returns_the_runner_error_when_an_event_does_not_decode() {
         "{message}"
     );
 }
+
+/// Names that the old sanitising mapped onto one table (`a-b` and `a_b`,
+/// `Ab` and `ab` on PostgreSQL) are refused by the stores themselves, for
+/// views implemented without `#[view]`.
+#[tokio::test]
+async fn view_stores_refuse_names_that_could_share_a_table() {
+    use factum::view::{TableId, TableState, ViewStoreError, is_valid_view_name};
+    assert!(is_valid_view_name("a_b") && is_valid_view_name(&"a".repeat(40)));
+    for bad in ["a-b", "Ab", "", "1ab", "_ab", &"a".repeat(41)] {
+        assert!(!is_valid_view_name(bad), "{bad:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
+    let id = |view: &str| TableId {
+        view: view.to_owned(),
+        version: 1,
+        build: 0,
+    };
+    store.open(&id("a_b"), &[], TableState::Active).await.unwrap();
+    let Err(err) = store.open(&id("a-b"), &[], TableState::Active).await else {
+        panic!("`a-b` would share `a_b`'s table");
+    };
+    assert!(
+        matches!(&err, ViewStoreError::InvalidName { view } if view == "a-b"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("view `a-b`"), "{err}");
+}
