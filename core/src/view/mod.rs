@@ -169,7 +169,8 @@ impl IntoViewOp for ViewOp {
 
 /// A view's row type and its fold. Implemented by `#[view]`; the runtime does the rest.
 pub trait View: Default + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The view's stable name (its tables are named for it).
+    /// The view's stable name (its tables are named for it): `[a-z][a-z0-9_]{0,39}`
+    /// ([`is_valid_view_name`]); a view with another name fails to start.
     const NAME: &'static str;
     /// The version of the view's logic; bumping it rebuilds the view beside the live one.
     const VERSION: u32;
