@@ -51,6 +51,18 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     let attr = parse_view_attr(args, &cx);
     let handlers = parse_handlers(&item, &cx, &rules_cx);
     check_duplicates(&handlers, &cx);
+    if attr.name.is_none() {
+        let derived = snake_case(&tokens(&item.self_ty).replace(' ', ""));
+        if !is_valid_view_name(&derived) {
+            cx.error_spanned_by(
+                &item.self_ty,
+                format!(
+                    "the view name derived from the row type, {derived:?}, is invalid: {VIEW_NAME_RULE}; \
+                     give one with `#[view(name = \"…\")]`"
+                ),
+            );
+        }
+    }
     let generated = if item.trait_.is_some() {
         cx.error_spanned_by(
             &item.self_ty,
@@ -83,8 +95,11 @@ fn parse_view_attr(args: TokenStream, cx: &Ctxt) -> ViewAttr {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             let lit: LitStr = meta.value()?.parse()?;
-            if lit.value().is_empty() {
-                return Err(syn::Error::new(lit.span(), "a view name cannot be empty"));
+            if !is_valid_view_name(&lit.value()) {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("invalid view name {:?}: {VIEW_NAME_RULE}", lit.value()),
+                ));
             }
             if attr.name.replace(lit).is_some() {
                 return Err(meta.error("duplicate `name`"));
@@ -110,6 +125,20 @@ fn parse_view_attr(args: TokenStream, cx: &Ctxt) -> ViewAttr {
         cx.syn_error(e);
     }
     attr
+}
+
+/// What a view name may be: it names the view's tables in every store, so
+/// distinct names must give distinct table names (no case folding, no
+/// character replacement, no truncation by PostgreSQL's 63-byte identifiers).
+const VIEW_NAME_RULE: &str = "a view name is 1 to 40 characters of lowercase ASCII letters, digits and `_`, \
+     starting with a letter (`[a-z][a-z0-9_]{0,39}`), because it names the view's tables";
+
+/// `[a-z][a-z0-9_]{0,39}`, as `factum::view::is_valid_view_name` checks at run time.
+fn is_valid_view_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 40
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
 /// `syn::Ident::parse_any` without pulling in `syn::ext` at every call site.

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum::App;
-use factum::store::{EventStore, MemoryStore};
+use factum::store::{AppendRequest, EventMetadata, EventStore, MemoryStore, NewEvent};
 use factum::testkit;
-use factum::view::{MemoryViewStore, SqliteViewStore, ViewStore};
+use factum::view::{MemoryViewStore, SqliteViewStore, ViewError, ViewStore};
+use factum::{App, Codec, Timestamp};
 use factum_tests::views::{ByDigit, Cleared, Ignored, Scored, Tally, append, append_many};
 
 async fn app_on(view_store: impl ViewStore) -> (App, Arc<dyn EventStore>) {
@@ -300,4 +300,79 @@ async fn the_cart_popular_items_view_counts_over_all_carts() {
         ),
         (2, 3, 1, 2)
     );
+}
+
+/// A poison event (the type a view folds, a payload that does not decode)
+/// makes the runner fail at the same checkpoint on every retry; `wait_for`
+/// must report that instead of waiting forever.
+#[tokio::test]
+async fn wait_for_returns_the_runner_error_when_an_event_does_not_decode() {
+    let (app, store) = app_on(MemoryViewStore::new()).await;
+    append(&*store, "a", 0, &Scored { amount: 1 }).await;
+    let poison = store
+        .append(AppendRequest {
+            stream_type: "test".to_owned(),
+            stream_id: "a".to_owned(),
+            expected_version: 1,
+            events: vec![NewEvent {
+                event_type: <Scored as factum::Event>::NAME.to_owned(),
+                schema_version: <Scored as factum::Event>::VERSION,
+                codec: Codec::Json,
+                payload: br#"{"amount":"not a number"}"#.to_vec(),
+                metadata: EventMetadata {
+                    event_id: uuid::Uuid::new_v4(),
+                    recorded_at: Timestamp::from_secs(1_767_225_600),
+                    command_id: uuid::Uuid::new_v4(),
+                    causation_id: None,
+                    correlation_id: uuid::Uuid::new_v4(),
+                },
+            }],
+        })
+        .await
+        .unwrap()
+        .last_position;
+    app.start_view::<Tally>().await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), app.view::<Tally>().wait_for(poison))
+        .await
+        .expect("wait_for resolves instead of hanging")
+        .unwrap_err();
+    assert!(
+        matches!(err, ViewError::Failing { view: "test_tally", position, .. } if position == poison),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("view test_tally")
+            && message.contains(&format!("cannot reach position {poison}"))
+            && message.contains(&format!("at position {poison} does not decode")),
+        "{message}"
+    );
+}
+
+/// Names that the old sanitising mapped onto one table (`a-b` and `a_b`,
+/// `Ab` and `ab` on PostgreSQL) are refused by the stores themselves, for
+/// views implemented without `#[view]`.
+#[tokio::test]
+async fn view_stores_refuse_names_that_could_share_a_table() {
+    use factum::view::{TableId, TableState, ViewStoreError, is_valid_view_name};
+    assert!(is_valid_view_name("a_b") && is_valid_view_name(&"a".repeat(40)));
+    for bad in ["a-b", "Ab", "", "1ab", "_ab", &"a".repeat(41)] {
+        assert!(!is_valid_view_name(bad), "{bad:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
+    let id = |view: &str| TableId {
+        view: view.to_owned(),
+        version: 1,
+        build: 0,
+    };
+    store.open(&id("a_b"), &[], TableState::Active).await.unwrap();
+    let Err(err) = store.open(&id("a-b"), &[], TableState::Active).await else {
+        panic!("`a-b` would share `a_b`'s table");
+    };
+    assert!(
+        matches!(&err, ViewStoreError::InvalidName { view } if view == "a-b"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("view `a-b`"), "{err}");
 }

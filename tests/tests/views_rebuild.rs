@@ -179,3 +179,85 @@ async fn rebuilding_an_unknown_view_names_it() {
     let err = App::in_memory().rebuild_view("nope").await.unwrap_err();
     assert_eq!(err.to_string(), "no view named `nope` is running");
 }
+
+/// A rolling deploy: a newer binary swapped in version 2. An older binary
+/// (version 1) starting on the same tables must serve and follow version 2,
+/// never build version 1 (whose swap would retire version 2), not even once
+/// the newer binary is gone (a lease failover).
+async fn an_older_binary_follows_a_newer_active_version(view_store: Arc<dyn ViewStore>) {
+    let log: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    write_log(&*log, 200, STREAMS).await;
+    let newer = App::builder()
+        .shared_store(log.clone())
+        .shared_view_store(view_store.clone())
+        .build();
+    newer.start_view::<SumV2>().await.unwrap();
+    newer.view::<SumV2>().wait_for(200).await.unwrap();
+    let v2_only = |tables: &[factum::view::TableInfo]| {
+        tables.len() == 1 && tables[0].id.version == 2 && tables[0].state == TableState::Active
+    };
+    assert!(v2_only(&view_store.tables("test_rebuild").await.unwrap()));
+
+    let older = App::builder()
+        .shared_store(log.clone())
+        .shared_view_store(view_store.clone())
+        .build();
+    older.start_view::<SumV1>().await.unwrap();
+    let view = older.view::<SumV1>();
+    // It serves the newer table (its rows decode as the old type) and follows it.
+    let pos = factum_tests::views::append(&*log, "s0", 200 / STREAMS, &Scored { amount: 1 }).await;
+    tokio::time::timeout(Duration::from_secs(10), view.wait_for(pos))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.serving_table().map(|t| t.version), Some(2));
+    assert_eq!(
+        view.get("s0").await.unwrap(),
+        Some(SumV1 {
+            sum: 10 * (expected_sum_of(200, 0) + 1)
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!view.is_runner());
+    let last_error = view.last_error().unwrap_or_default();
+    assert!(
+        last_error.contains("version 2") && last_error.contains("version 1"),
+        "{last_error}"
+    );
+    let tables = view_store.tables("test_rebuild").await.unwrap();
+    assert!(v2_only(&tables), "no version-1 build: {tables:?}");
+
+    // The newer binary goes away: the older one still does not build its version.
+    drop(newer);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let tables = view_store.tables("test_rebuild").await.unwrap();
+    assert!(v2_only(&tables), "no version-1 build after failover: {tables:?}");
+    assert_eq!(view.serving_table().map(|t| t.version), Some(2));
+}
+
+fn expected_sum_of(events: u64, stream: u64) -> u64 {
+    (0..events)
+        .filter(|i| i % STREAMS == stream)
+        .map(factum_tests::views::amount)
+        .sum()
+}
+
+#[tokio::test]
+async fn memory_an_older_binary_follows_a_newer_active_version() {
+    an_older_binary_follows_a_newer_active_version(Arc::new(MemoryViewStore::new())).await;
+}
+
+#[tokio::test]
+async fn sqlite_an_older_binary_follows_a_newer_active_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteViewStore::open(dir.path().join("views.db")).unwrap();
+    an_older_binary_follows_a_newer_active_version(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_an_older_binary_follows_a_newer_active_version() {
+    let Some(store) = factum_tests::pg::view_store("older").await else {
+        return;
+    };
+    an_older_binary_follows_a_newer_active_version(Arc::new(store)).await;
+}

@@ -12,6 +12,12 @@
 //!   stale process) cannot apply a batch twice.
 //! - **Read-your-writes.** [`ViewReader::wait_for`] resolves once the view has
 //!   folded a given global position, e.g. [`Committed::position`](crate::Committed).
+//!   It does not hang on a runner that cannot move: when the runner of this
+//!   process fails [`FAILURES_BEFORE_WAIT_FAILS`] times in a row without the
+//!   checkpoint moving (a poison event that does not decode, a broken table),
+//!   `wait_for` returns [`ViewError::Failing`] with the runner's error. The
+//!   runner itself keeps retrying every second and recovers by itself once
+//!   the cause is fixed.
 //! - **O(1) reads.** [`ViewReader::get`] is a hash lookup (memory) or a
 //!   primary-key read (SQLite, PostgreSQL); `#[view(index = [field])]` adds a
 //!   generated `find_by_<field>`; [`ViewReader::list`] pages in key order.
@@ -21,6 +27,12 @@
 //!   by the old table until then. During a version bump the old rows are read
 //!   with the new row type, so keep the row type able to read them (serde
 //!   defaults) or expect row decode errors from queries until the swap.
+//! - **Rolling deploys.** A process whose view version is *older* than the
+//!   active table's (the newer binary already swapped its version in) never
+//!   builds nor takes over the view: it logs a warning naming both versions,
+//!   serves the newer table and follows its checkpoint. Its queries work while
+//!   its row type decodes the newer rows, and fail with
+//!   [`ViewError::NewerRow`] otherwise.
 //! - **One runner per view across processes** on PostgreSQL (a session-level
 //!   advisory lock on a dedicated connection); other processes serve queries
 //!   from the shared tables and take over within about a second when the
@@ -157,7 +169,8 @@ impl IntoViewOp for ViewOp {
 
 /// A view's row type and its fold. Implemented by `#[view]`; the runtime does the rest.
 pub trait View: Default + Clone + fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The view's stable name (its tables are named for it).
+    /// The view's stable name (its tables are named for it): `[a-z][a-z0-9_]{0,39}`
+    /// ([`is_valid_view_name`]); a view with another name fails to start.
     const NAME: &'static str;
     /// The version of the view's logic; bumping it rebuilds the view beside the live one.
     const VERSION: u32;
@@ -291,6 +304,25 @@ pub enum ViewStoreError {
         /// The table.
         table: TableId,
     },
+    /// A stored value is out of range (a negative or hand-edited checkpoint,
+    /// version or build): the view's storage is corrupt and needs repair.
+    #[error("{backend} view store: view {view}: corrupt table: {detail}")]
+    Corrupt {
+        /// Which store.
+        backend: &'static str,
+        /// The view.
+        view: String,
+        /// What is wrong, naming the table.
+        detail: String,
+    },
+    /// The view's name cannot name a table (only `[a-z][a-z0-9_]{0,39}` can).
+    #[error(
+        "view `{view}`: invalid view name; a view name is 1 to 40 characters of `a-z`, `0-9` and `_`, starting with a letter"
+    )]
+    InvalidName {
+        /// The name.
+        view: String,
+    },
     /// The backend failed.
     #[error("{backend} view store: {context}: {source}")]
     Backend {
@@ -304,7 +336,39 @@ pub enum ViewStoreError {
     },
 }
 
+/// The longest view name: table names stay short enough for every backend
+/// (PostgreSQL cuts identifiers at 63 bytes).
+pub const MAX_VIEW_NAME: usize = 40;
+
+/// True when `name` is a valid view name: `[a-z][a-z0-9_]{0,39}`. Distinct
+/// valid names give distinct table names on every backend.
+pub fn is_valid_view_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= MAX_VIEW_NAME
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+/// [`ViewStoreError::InvalidName`] unless `view` is a valid view name.
+pub(crate) fn check_view_name(view: &str) -> Result<(), ViewStoreError> {
+    if is_valid_view_name(view) {
+        Ok(())
+    } else {
+        Err(ViewStoreError::InvalidName {
+            view: view.to_owned(),
+        })
+    }
+}
+
 impl ViewStoreError {
+    pub(crate) fn corrupt(backend: &'static str, view: &str, detail: impl Into<String>) -> Self {
+        ViewStoreError::Corrupt {
+            backend,
+            view: view.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn backend(
         backend: &'static str,
         context: impl Into<String>,
@@ -457,6 +521,53 @@ pub enum ViewError {
         /// The view.
         view: &'static str,
     },
+    /// [`ViewReader::wait_for`] gave up: the runner failed repeatedly without
+    /// moving the checkpoint (it keeps retrying in the background).
+    #[error(
+        "view {view}: cannot reach position {position}: the runner failed {attempts} times in a row at checkpoint {checkpoint}: {error}"
+    )]
+    Failing {
+        /// The view.
+        view: &'static str,
+        /// The position waited for.
+        position: u64,
+        /// Where the view is stuck.
+        checkpoint: u64,
+        /// Consecutive failures without progress.
+        attempts: u32,
+        /// The runner's last error.
+        error: String,
+    },
+    /// A row of a table built by a newer version of the view (a newer binary
+    /// is deployed) does not decode as this binary's row type.
+    #[error(
+        "view {view}: row `{key}` of the active table (version {table_version}, built by a newer binary) does not decode as this binary's version {version}: {source}"
+    )]
+    NewerRow {
+        /// The view.
+        view: &'static str,
+        /// The row key.
+        key: String,
+        /// The version of the table served.
+        table_version: u32,
+        /// This binary's version of the view.
+        version: u32,
+        /// The codec's error.
+        #[source]
+        source: CodecError,
+    },
+}
+
+/// How many consecutive runner failures without progress make
+/// [`ViewReader::wait_for`] return [`ViewError::Failing`] instead of waiting on.
+pub const FAILURES_BEFORE_WAIT_FAILS: u32 = 3;
+
+/// The runner's current streak of failures at one checkpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    pub(crate) checkpoint: u64,
+    pub(crate) attempts: u32,
+    pub(crate) error: String,
 }
 
 /// A registered view type, collected from every `#[view]` linked into the binary.
@@ -520,6 +631,8 @@ pub(crate) struct Shared<V: View> {
     pub(crate) stopped: watch::Sender<bool>,
     pub(crate) runner: watch::Sender<bool>,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Failures of the runner since it last made progress.
+    pub(crate) failure: watch::Sender<Option<Failure>>,
 }
 
 impl<V: View> Shared<V> {
@@ -529,13 +642,38 @@ impl<V: View> Shared<V> {
 
     /// Moves the published checkpoint forward (never back).
     pub(crate) fn publish(&self, position: u64) {
-        self.checkpoint.send_if_modified(|c| {
+        let moved = self.checkpoint.send_if_modified(|c| {
             if position > *c {
                 *c = position;
                 true
             } else {
                 false
             }
+        });
+        if moved {
+            self.progressed();
+        }
+    }
+
+    /// Ends the runner's failure streak: it moved.
+    pub(crate) fn progressed(&self) {
+        self.failure.send_if_modified(|f| f.take().is_some());
+    }
+
+    /// Counts a runner failure: one more in the streak if the checkpoint has
+    /// not moved since the last one, else the first of a new streak.
+    pub(crate) fn failed(&self, error: &ViewError) {
+        let checkpoint = *self.checkpoint.borrow();
+        self.failure.send_modify(|f| {
+            let attempts = match f {
+                Some(f) if f.checkpoint == checkpoint => f.attempts.saturating_add(1),
+                _ => 1,
+            };
+            *f = Some(Failure {
+                checkpoint,
+                attempts,
+                error: error.to_string(),
+            });
         });
     }
 }
@@ -562,11 +700,23 @@ impl<V: View> fmt::Debug for ViewReader<V> {
     }
 }
 
-fn decode_row<V: View>(key: &str, bytes: &[u8]) -> Result<V, ViewError> {
-    ROW_CODEC.decode(bytes).map_err(|source| ViewError::Row {
-        view: V::NAME,
-        key: key.to_owned(),
-        source,
+fn decode_row<V: View>(table: &TableId, key: &str, bytes: &[u8]) -> Result<V, ViewError> {
+    ROW_CODEC.decode(bytes).map_err(|source| {
+        if table.version > V::VERSION {
+            ViewError::NewerRow {
+                view: V::NAME,
+                key: key.to_owned(),
+                table_version: table.version,
+                version: V::VERSION,
+                source,
+            }
+        } else {
+            ViewError::Row {
+                view: V::NAME,
+                key: key.to_owned(),
+                source,
+            }
+        }
     })
 }
 
@@ -589,7 +739,7 @@ impl<V: View> ViewReader<V> {
         let key = key.as_ref();
         let table = self.shared()?.serving();
         match table.get(key).await.map_err(Self::storage)? {
-            Some(bytes) => decode_row::<V>(key, &bytes).map(Some),
+            Some(bytes) => decode_row::<V>(table.id(), key, &bytes).map(Some),
             None => Ok(None),
         }
     }
@@ -603,7 +753,7 @@ impl<V: View> ViewReader<V> {
             .await
             .map_err(Self::storage)?;
         rows.into_iter()
-            .map(|(k, bytes)| decode_row::<V>(&k, &bytes).map(|row| (k, row)))
+            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
             .collect()
     }
 
@@ -615,7 +765,7 @@ impl<V: View> ViewReader<V> {
         let rows = table.list(cursor, limit).await.map_err(Self::storage)?;
         let rows = rows
             .into_iter()
-            .map(|(k, bytes)| decode_row::<V>(&k, &bytes).map(|row| (k, row)))
+            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
             .collect::<Result<Vec<_>, _>>()?;
         let next = if rows.len() == limit && limit > 0 {
             rows.last().map(|(k, _)| k.clone())
@@ -632,20 +782,43 @@ impl<V: View> ViewReader<V> {
 
     /// Waits until the view has folded the log up to `position` (read-your-writes:
     /// pass the [`Committed::position`](crate::Committed) of a command).
+    ///
+    /// Fails with [`ViewError::Failing`], carrying the runner's error, once
+    /// this process's runner has failed [`FAILURES_BEFORE_WAIT_FAILS`] times
+    /// in a row without moving the checkpoint (retries are a second apart, so
+    /// within a few seconds), e.g. on an event that does not decode. The
+    /// runner keeps retrying; a later `wait_for` succeeds once it moves again.
+    /// In a process that only follows another process's runner, `wait_for`
+    /// cannot see that runner's errors: bound it with a timeout there.
     pub async fn wait_for(&self, position: u64) -> Result<(), ViewError> {
         let shared = self.shared()?;
         let mut rx = shared.checkpoint.subscribe();
         let mut stopped = shared.stopped.subscribe();
+        let mut failure = shared.failure.subscribe();
         loop {
-            if *rx.borrow_and_update() >= position {
+            let checkpoint = *rx.borrow_and_update();
+            if checkpoint >= position {
                 return Ok(());
             }
             if *stopped.borrow_and_update() {
                 return Err(ViewError::Stopped { view: V::NAME });
             }
+            if let Some(f) = failure.borrow_and_update().as_ref()
+                && f.attempts >= FAILURES_BEFORE_WAIT_FAILS
+                && f.checkpoint == checkpoint
+            {
+                return Err(ViewError::Failing {
+                    view: V::NAME,
+                    position,
+                    checkpoint,
+                    attempts: f.attempts,
+                    error: f.error.clone(),
+                });
+            }
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
                 r = stopped.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
+                r = failure.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
             }
         }
     }

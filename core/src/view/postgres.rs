@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 
-use super::{Commit, Lease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable};
+use super::{
+    Commit, Lease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
+};
 
 const BACKEND: &str = "postgres";
 /// The first key of every advisory lock factum's views take ("fact").
@@ -86,20 +88,75 @@ async fn connect(url: &str, schema: Option<&str>) -> Result<Conn, ViewStoreError
     Ok(Conn { client, lost })
 }
 
-/// `fv_<view>_v<version>_b<build>`, lower case, every other character as `_`.
-fn table_name(id: &TableId) -> String {
-    let view: String = id
-        .view
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("fv_{view}_v{}_b{}", id.version, id.build)
+/// The longest identifier PostgreSQL keeps whole; longer ones are cut silently.
+const MAX_IDENT: usize = 63;
+
+/// `fv_<view>_v<version>_b<build>`. Only valid view names (`[a-z][a-z0-9_]{0,39}`)
+/// are accepted, and the longest derived identifier (`…_ix_key`) must fit in
+/// 63 bytes, so PostgreSQL neither folds nor truncates it into another view's table.
+fn table_name(id: &TableId) -> Result<String, ViewStoreError> {
+    check_view_name(&id.view)?;
+    let name = format!("fv_{}_v{}_b{}", id.view, id.version, id.build);
+    if name.len() + "_ix_key".len() > MAX_IDENT {
+        return Err(ViewStoreError::backend(
+            BACKEND,
+            format!("table {id}"),
+            std::io::Error::other(format!(
+                "table name `{name}_ix_key` is longer than PostgreSQL's {MAX_IDENT} bytes; use a shorter view name"
+            )),
+        ));
+    }
+    Ok(name)
+}
+
+/// A stored checkpoint as a position; a negative one means the table was edited or corrupted.
+fn position(id: &TableId, stored: i64) -> Result<u64, ViewStoreError> {
+    u64::try_from(stored).map_err(|_| {
+        ViewStoreError::corrupt(
+            BACKEND,
+            &id.view,
+            format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
+        )
+    })
+}
+
+/// A position as PostgreSQL stores it (`BIGINT`).
+fn stored_position(id: &TableId, position: u64) -> Result<i64, ViewStoreError> {
+    i64::try_from(position).map_err(|_| {
+        ViewStoreError::corrupt(
+            BACKEND,
+            &id.view,
+            format!("table {id}: checkpoint {position} does not fit a BIGINT"),
+        )
+    })
+}
+
+/// A table's version and build as PostgreSQL stores them (`INTEGER`).
+fn stored_id(id: &TableId) -> Result<(i32, i32), ViewStoreError> {
+    match (i32::try_from(id.version), i32::try_from(id.build)) {
+        (Ok(version), Ok(build)) => Ok((version, build)),
+        _ => Err(ViewStoreError::corrupt(
+            BACKEND,
+            &id.view,
+            format!("table {id}: version or build does not fit an INTEGER"),
+        )),
+    }
+}
+
+/// A stored version and build; negative ones mean the table list was edited or corrupted.
+fn read_id(view: &str, version: i32, build: i32) -> Result<TableId, ViewStoreError> {
+    match (u32::try_from(version), u32::try_from(build)) {
+        (Ok(version), Ok(build)) => Ok(TableId {
+            view: view.to_owned(),
+            version,
+            build,
+        }),
+        _ => Err(ViewStoreError::corrupt(
+            BACKEND,
+            view,
+            format!("factum_view_tables lists version {version} build {build}, which is negative"),
+        )),
+    }
 }
 
 /// A stable 32-bit hash of a view name (FNV-1a), the advisory lock's second key.
@@ -173,25 +230,31 @@ fn row_bytes(row: &tokio_postgres::Row, i: usize) -> Result<Vec<u8>, ViewStoreEr
     Ok(text.into_bytes())
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, ViewStoreError> {
-    std::str::from_utf8(bytes).map_err(|e| ViewStoreError::backend(BACKEND, "a row is not UTF-8 JSON", e))
+fn utf8<'a>(id: &TableId, key: &str, bytes: &'a [u8]) -> Result<&'a str, ViewStoreError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        ViewStoreError::backend(BACKEND, format!("table {id}: row `{key}` is not UTF-8 JSON"), e)
+    })
 }
 
 async fn position_of(
     client: &impl tokio_postgres::GenericClient,
     id: &TableId,
 ) -> Result<Option<u64>, ViewStoreError> {
+    let (version, build) = stored_id(id)?;
     let row = client
         .query_opt(
             "SELECT position FROM factum_view_tables WHERE view = $1 AND version = $2 AND build = $3",
-            &[&id.view, &(id.version as i32), &(id.build as i32)],
+            &[&id.view, &version, &build],
         )
         .await
-        .map_err(err("reading a checkpoint"))?;
+        .map_err(err(format!("reading the checkpoint of {id}")))?;
     match row {
-        Some(r) => Ok(Some(
-            r.try_get::<_, i64>(0).map_err(err("reading a checkpoint"))? as u64
-        )),
+        Some(r) => {
+            let stored: i64 = r
+                .try_get(0)
+                .map_err(err(format!("reading the checkpoint of {id}")))?;
+            position(id, stored).map(Some)
+        }
         None => Ok(None),
     }
 }
@@ -298,17 +361,13 @@ impl ViewTable for PgTable {
             .await
             .map_err(err("beginning a commit"))?;
         let id = &self.id;
+        let (version, build) = stored_id(id)?;
+        let (to, from) = (stored_position(id, commit.to)?, stored_position(id, commit.from)?);
         let moved = tx
             .execute(
                 "UPDATE factum_view_tables SET position = $1
                  WHERE view = $2 AND version = $3 AND build = $4 AND position = $5",
-                &[
-                    &(commit.to as i64),
-                    &id.view,
-                    &(id.version as i32),
-                    &(id.build as i32),
-                    &(commit.from as i64),
-                ],
+                &[&to, &id.view, &version, &build, &from],
             )
             .await
             .map_err(err("moving the checkpoint"))?;
@@ -330,7 +389,7 @@ impl ViewTable for PgTable {
             match &write.row {
                 Some(row) => {
                     put_keys.push(write.key.as_str());
-                    put_rows.push(utf8(row)?);
+                    put_rows.push(utf8(id, &write.key, row)?);
                     for (name, value) in &write.indexes {
                         ix_names.push(*name);
                         ix_values.push(value.as_str());
@@ -414,17 +473,11 @@ impl ViewStore for PostgresViewStore {
             let version: i32 = r.try_get(0).map_err(err("reading a version"))?;
             let build: i32 = r.try_get(1).map_err(err("reading a build"))?;
             let state: String = r.try_get(2).map_err(err("reading a state"))?;
-            let position: i64 = r.try_get(3).map_err(err("reading a position"))?;
+            let stored: i64 = r.try_get(3).map_err(err("reading a position"))?;
             if let Some(state) = TableState::parse(&state) {
-                out.push(TableInfo {
-                    id: TableId {
-                        view: view.to_owned(),
-                        version: version as u32,
-                        build: build as u32,
-                    },
-                    state,
-                    position: position as u64,
-                });
+                let id = read_id(view, version, build)?;
+                let position = position(&id, stored)?;
+                out.push(TableInfo { id, state, position });
             }
         }
         Ok(out)
@@ -436,7 +489,8 @@ impl ViewStore for PostgresViewStore {
         _indexes: &[&'static str],
         state: TableState,
     ) -> Result<Arc<dyn ViewTable>, ViewStoreError> {
-        let name = table_name(id);
+        let name = table_name(id)?;
+        let (stored_version, stored_build) = stored_id(id)?;
         let (rows, ix) = (quote_ident(&name), quote_ident(&format!("{name}_ix")));
         let table = Arc::new(PgTable {
             id: id.clone(),
@@ -471,7 +525,7 @@ impl ViewStore for PostgresViewStore {
         tx.execute(
             "INSERT INTO factum_view_tables (view, version, build, state, position) VALUES ($1, $2, $3, $4, 0)
              ON CONFLICT DO NOTHING",
-            &[&id.view, &(id.version as i32), &(id.build as i32), &state.as_str()],
+            &[&id.view, &stored_version, &stored_build, &state.as_str()],
         )
         .await
         .map_err(err(format!("registering table {id}")))?;
@@ -486,7 +540,7 @@ impl ViewStore for PostgresViewStore {
             .await
             .map_err(err("locking for a swap"))?;
         drop_retired_in(&tx, &id.view).await?;
-        let (version, build) = (id.version as i32, id.build as i32);
+        let (version, build) = stored_id(id)?;
         tx.execute(
             "UPDATE factum_view_tables SET state = 'retired' WHERE view = $1 AND NOT (version = $2 AND build = $3)",
             &[&id.view, &version, &build],
@@ -544,12 +598,8 @@ async fn drop_retired_in(tx: &tokio_postgres::Transaction<'_>, view: &str) -> Re
     for r in retired {
         let version: i32 = r.try_get(0).map_err(err("reading a version"))?;
         let build: i32 = r.try_get(1).map_err(err("reading a build"))?;
-        let other = TableId {
-            view: view.to_owned(),
-            version: version as u32,
-            build: build as u32,
-        };
-        let name = table_name(&other);
+        let other = read_id(view, version, build)?;
+        let name = table_name(&other)?;
         tx.batch_execute(&format!(
             "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {};",
             quote_ident(&name),

@@ -113,6 +113,9 @@ pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
             });
         }
     }
+    // `#[view]` checks the name at compile time; a view implemented by hand is checked here,
+    // on every backend, so it cannot share a table with another view.
+    super::check_view_name(V::NAME).map_err(storage::<V>)?;
     let store = registry.store.clone();
     let infos = store.tables(V::NAME).await.map_err(storage::<V>)?;
     let serving_id = match infos.iter().find(|t| t.state == TableState::Active) {
@@ -136,6 +139,7 @@ pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
         stopped: watch::channel(false).0,
         runner: watch::channel(false).0,
         last_error: std::sync::Mutex::new(None),
+        failure: watch::channel(None).0,
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     {
@@ -184,6 +188,12 @@ enum Led {
     Exit,
     /// The lease was lost: go back to waiting for it.
     LeaseLost,
+    /// The active table is of a newer version than this binary's: a newer
+    /// binary runs the view; only follow it.
+    Newer {
+        /// The active table's version.
+        active: u32,
+    },
 }
 
 struct Supervisor<V: View> {
@@ -197,46 +207,101 @@ struct Supervisor<V: View> {
 
 impl<V: View> Supervisor<V> {
     async fn run(mut self) {
+        // The newer version last warned about, so a rolling deploy logs once, not every second.
+        let mut warned_newer: Option<u32> = None;
         loop {
             if self.control.is_closed() {
                 break;
             }
-            match self.store.try_lease(V::NAME).await {
-                Ok(Some(lease)) => {
-                    self.shared.runner.send_replace(true);
-                    let led = self.lead(&*lease).await;
-                    self.shared.runner.send_replace(false);
-                    match led {
-                        Ok(Led::Exit) => break,
-                        Ok(Led::LeaseLost) => {
-                            tracing::warn!(view = V::NAME, "lost the runner lease; waiting to take it back");
-                        }
-                        Err(error) => {
-                            tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
-                            *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some(error.to_string());
-                            drop(lease);
-                            tokio::time::sleep(LEASE_RETRY).await;
-                        }
-                    }
-                }
-                Ok(None) => {
-                    // Another process runs the view: serve its tables and try again soon.
-                    let until = tokio::time::Instant::now() + LEASE_RETRY;
-                    while tokio::time::Instant::now() < until {
-                        if let Err(error) = self.follow().await {
-                            tracing::warn!(view = V::NAME, %error, "refreshing a followed view failed");
-                        }
-                        tokio::time::sleep(FOLLOW_POLL).await;
-                    }
-                }
+            // A newer binary's table is active: do not even contend for the lease
+            // (holding it would keep the newer binary from running the view).
+            let newer = match self.newer_active().await {
+                Ok(newer) => newer,
                 Err(error) => {
-                    tracing::warn!(view = V::NAME, %error, "taking the runner lease failed; retrying in 1 s");
-                    tokio::time::sleep(LEASE_RETRY).await;
+                    tracing::warn!(view = V::NAME, %error, "reading the view's tables failed");
+                    None
                 }
+            };
+            // `None`: try for the lease again at once; `Some(newer)`: follow for a
+            // while, `newer` being the active version when it is newer than ours.
+            let follow: Option<Option<u32>> = if let Some(active) = newer {
+                Some(Some(active))
+            } else {
+                match self.store.try_lease(V::NAME).await {
+                    Ok(Some(lease)) => {
+                        self.shared.runner.send_replace(true);
+                        let led = self.lead(&*lease).await;
+                        self.shared.runner.send_replace(false);
+                        drop(lease);
+                        match led {
+                            Ok(Led::Exit) => break,
+                            Ok(Led::LeaseLost) => {
+                                tracing::warn!(
+                                    view = V::NAME,
+                                    "lost the runner lease; waiting to take it back"
+                                );
+                                None
+                            }
+                            Ok(Led::Newer { active }) => Some(Some(active)),
+                            Err(error) => {
+                                tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
+                                *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    Some(error.to_string());
+                                self.shared.failed(&error);
+                                tokio::time::sleep(LEASE_RETRY).await;
+                                None
+                            }
+                        }
+                    }
+                    // Another process runs the view.
+                    Ok(None) => Some(None),
+                    Err(error) => {
+                        tracing::warn!(view = V::NAME, %error, "taking the runner lease failed; retrying in 1 s");
+                        tokio::time::sleep(LEASE_RETRY).await;
+                        None
+                    }
+                }
+            };
+            let Some(newer) = follow else { continue };
+            if let Some(active) = newer {
+                if warned_newer != Some(active) {
+                    warned_newer = Some(active);
+                    let message = format!(
+                        "view {}: the active table is version {active}, newer than this binary's version {}; \
+                         serving it and following, not building",
+                        V::NAME,
+                        V::VERSION
+                    );
+                    tracing::warn!(
+                        view = V::NAME,
+                        active_version = active,
+                        binary_version = V::VERSION,
+                        "the active table is of a newer version than this binary's; serving and following it, not building"
+                    );
+                    *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
+                }
+            } else {
+                warned_newer = None;
+            }
+            // Another process runs the view: serve its tables and try again soon.
+            let until = tokio::time::Instant::now() + LEASE_RETRY;
+            while tokio::time::Instant::now() < until {
+                if let Err(error) = self.follow().await {
+                    tracing::warn!(view = V::NAME, %error, "refreshing a followed view failed");
+                }
+                tokio::time::sleep(FOLLOW_POLL).await;
             }
         }
         self.shared.stopped.send_replace(true);
+    }
+
+    /// The version of the active table when it is newer than this binary's.
+    async fn newer_active(&self) -> Result<Option<u32>, ViewError> {
+        let infos = self.store.tables(V::NAME).await.map_err(storage::<V>)?;
+        Ok(infos
+            .iter()
+            .find(|t| t.state == TableState::Active && t.id.version > V::VERSION)
+            .map(|t| t.id.version))
     }
 
     /// Serves the active table another process runs, and its checkpoint.
@@ -298,6 +363,13 @@ impl<V: View> Supervisor<V> {
                     .await
                     .map_err(storage::<V>)?;
                 self.swap(table.clone(), active.position);
+                if active.id.version > V::VERSION {
+                    // A newer binary swapped in its version (a rolling deploy): building
+                    // this older version would retire the newer table when it caught up.
+                    return Ok(Led::Newer {
+                        active: active.id.version,
+                    });
+                }
                 if active.id.version == V::VERSION {
                     live = Some(Run {
                         table,
@@ -380,7 +452,9 @@ impl<V: View> Supervisor<V> {
                     step::<V>(&*self.events, run, self.batch, serving.then_some(&*self.shared)).await?;
                 progressed |= read > 0;
             }
-            if !progressed {
+            if progressed {
+                self.shared.progressed();
+            } else {
                 tokio::select! {
                     _ = head.changed() => {}
                     _ = tokio::time::sleep(IDLE_WAIT) => {}

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     Commit, Lease, LocalLease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
+    check_view_name,
 };
 
 const BACKEND: &str = "sqlite";
@@ -57,14 +58,33 @@ fn connect(path: &Path) -> Result<Connection, ViewStoreError> {
     Ok(conn)
 }
 
-/// `fv_<view>_v<version>_b<build>` with every character outside `[A-Za-z0-9_]` as `_`.
-fn table_name(id: &TableId) -> String {
-    let view: String = id
-        .view
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("fv_{view}_v{}_b{}", id.version, id.build)
+/// `fv_<view>_v<version>_b<build>`. Only valid view names (`[a-z][a-z0-9_]{0,39}`)
+/// are accepted, so two views never share a table.
+fn table_name(id: &TableId) -> Result<String, ViewStoreError> {
+    check_view_name(&id.view)?;
+    Ok(format!("fv_{}_v{}_b{}", id.view, id.version, id.build))
+}
+
+/// A stored checkpoint as a position; a negative one means the table was edited or corrupted.
+fn position(id: &TableId, stored: i64) -> Result<u64, ViewStoreError> {
+    u64::try_from(stored).map_err(|_| {
+        ViewStoreError::corrupt(
+            BACKEND,
+            &id.view,
+            format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
+        )
+    })
+}
+
+/// A position as SQLite stores it.
+fn stored(id: &TableId, position: u64) -> Result<i64, ViewStoreError> {
+    i64::try_from(position).map_err(|_| {
+        ViewStoreError::corrupt(
+            BACKEND,
+            &id.view,
+            format!("table {id}: checkpoint {position} does not fit a SQLite integer"),
+        )
+    })
 }
 
 impl SqliteViewStore {
@@ -124,8 +144,10 @@ fn bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
     Ok(row.get_ref(i)?.as_bytes()?.to_vec())
 }
 
-fn text(row: &[u8]) -> Result<&str, ViewStoreError> {
-    std::str::from_utf8(row).map_err(|e| ViewStoreError::backend(BACKEND, "a row is not UTF-8 JSON", e))
+fn text<'a>(id: &TableId, key: &str, row: &'a [u8]) -> Result<&'a str, ViewStoreError> {
+    std::str::from_utf8(row).map_err(|e| {
+        ViewStoreError::backend(BACKEND, format!("table {id}: row `{key}` is not UTF-8 JSON"), e)
+    })
 }
 
 #[async_trait]
@@ -146,7 +168,10 @@ impl ViewTable for SqliteTable {
                     )
                     .optional()
                     .map_err(err("reading a checkpoint"))?;
-                pos.map(|p| p as u64).ok_or(ViewStoreError::NoTable { table: id })
+                match pos {
+                    Some(p) => position(&id, p),
+                    None => Err(ViewStoreError::NoTable { table: id }),
+                }
             })
             .await
     }
@@ -239,11 +264,12 @@ impl ViewTable for SqliteTable {
                 let tx = c
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(err("beginning a commit"))?;
+                let (to, from) = (stored(&id, commit.to)?, stored(&id, commit.from)?);
                 let moved = tx
                     .execute(
                         "UPDATE factum_view_tables SET position = ?1
                          WHERE view = ?2 AND version = ?3 AND build = ?4 AND position = ?5",
-                        params![commit.to as i64, id.view, id.version, id.build, commit.from as i64],
+                        params![to, id.view, id.version, id.build, from],
                     )
                     .map_err(err("moving the checkpoint"))?;
                 if moved == 0 {
@@ -257,9 +283,9 @@ impl ViewTable for SqliteTable {
                         .map_err(err("reading a checkpoint"))?;
                     return Err(match found {
                         Some(found) => ViewStoreError::CheckpointMoved {
+                            found: position(&id, found)?,
                             table: id,
                             expected: commit.from,
-                            found: found as u64,
                         },
                         None => ViewStoreError::NoTable { table: id },
                     });
@@ -283,12 +309,14 @@ impl ViewTable for SqliteTable {
                     let indexed = commit.rows.iter().any(|w| !w.indexes.is_empty());
                     for write in &commit.rows {
                         if indexed {
-                            unindex.execute([&write.key]).map_err(err("unindexing a row"))?;
+                            unindex
+                                .execute([&write.key])
+                                .map_err(err(format!("table {id}: unindexing row `{}`", write.key)))?;
                         }
                         match &write.row {
                             Some(row) => {
                                 upsert
-                                    .execute(params![write.key, text(row)?])
+                                    .execute(params![write.key, text(&id, &write.key, row)?])
                                     .map_err(err(format!("writing row `{}`", write.key)))?;
                                 for (name, value) in &write.indexes {
                                     index
@@ -300,7 +328,9 @@ impl ViewTable for SqliteTable {
                                 delete
                                     .execute([&write.key])
                                     .map_err(err(format!("deleting row `{}`", write.key)))?;
-                                unindex.execute([&write.key]).map_err(err("unindexing a row"))?;
+                                unindex
+                                .execute([&write.key])
+                                .map_err(err(format!("table {id}: unindexing row `{}`", write.key)))?;
                             }
                         }
                     }
@@ -331,20 +361,20 @@ impl ViewStore for SqliteViewStore {
                     .query_map([&view], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .and_then(|rows| rows.collect())
                     .map_err(err("listing view tables"))?;
-                Ok(raw
-                    .into_iter()
-                    .filter_map(|(version, build, state, position)| {
-                        Some(TableInfo {
-                            id: TableId {
-                                view: view.clone(),
-                                version,
-                                build,
-                            },
-                            state: TableState::parse(&state)?,
-                            position: position as u64,
-                        })
-                    })
-                    .collect())
+                let mut out = Vec::with_capacity(raw.len());
+                for (version, build, state, stored) in raw {
+                    let Some(state) = TableState::parse(&state) else {
+                        continue;
+                    };
+                    let id = TableId {
+                        view: view.clone(),
+                        version,
+                        build,
+                    };
+                    let position = position(&id, stored)?;
+                    out.push(TableInfo { id, state, position });
+                }
+                Ok(out)
             })
             .await
     }
@@ -355,7 +385,7 @@ impl ViewStore for SqliteViewStore {
         _indexes: &[&'static str],
         state: TableState,
     ) -> Result<Arc<dyn ViewTable>, ViewStoreError> {
-        let name = table_name(id);
+        let name = table_name(id)?;
         let table = SqliteTable {
             id: id.clone(),
             inner: self.inner.clone(),
@@ -447,7 +477,7 @@ fn drop_retired_in(tx: &rusqlite::Transaction<'_>, view: &str) -> Result<(), Vie
             version,
             build,
         };
-        let name = table_name(&other);
+        let name = table_name(&other)?;
         tx.execute_batch(&format!(
             "DROP TABLE IF EXISTS \"{name}\"; DROP TABLE IF EXISTS \"{name}_ix\";"
         ))
