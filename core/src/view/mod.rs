@@ -369,6 +369,18 @@ impl ViewStoreError {
         }
     }
 
+    /// A checkpoint read back from a table's registry row as a position; a
+    /// negative one means the row was edited or corrupted.
+    pub(crate) fn checkpoint(backend: &'static str, id: &TableId, stored: i64) -> Result<u64, Self> {
+        u64::try_from(stored).map_err(|_| {
+            Self::corrupt(
+                backend,
+                &id.view,
+                format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
+            )
+        })
+    }
+
     pub(crate) fn backend(
         backend: &'static str,
         context: impl Into<String>,

@@ -109,15 +109,9 @@ fn table_name(id: &TableId) -> Result<String, ViewStoreError> {
     Ok(name)
 }
 
-/// A stored checkpoint as a position; a negative one means the table was edited or corrupted.
+/// A stored checkpoint as a position (see [`ViewStoreError::checkpoint`]).
 fn position(id: &TableId, stored: i64) -> Result<u64, ViewStoreError> {
-    u64::try_from(stored).map_err(|_| {
-        ViewStoreError::corrupt(
-            BACKEND,
-            &id.view,
-            format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
-        )
-    })
+    ViewStoreError::checkpoint(BACKEND, id, stored)
 }
 
 /// A position as PostgreSQL stores it (`BIGINT`).
