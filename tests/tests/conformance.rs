@@ -180,6 +180,27 @@ fn deposits(codec: Codec, account: &str, amounts: impl IntoIterator<Item = u64>)
         .collect()
 }
 
+/// Asserts `err` is a version conflict on account stream `stream_id` with these versions.
+#[track_caller]
+fn assert_conflict(err: &StoreError, stream_id: &str, expected: u64, actual: u64) {
+    match err {
+        StoreError::Conflict {
+            stream_type,
+            stream_id: id,
+            expected: e,
+            actual: a,
+        } => {
+            assert_eq!(
+                (stream_type.as_str(), id.as_str()),
+                ("account", stream_id),
+                "{err}"
+            );
+            assert_eq!((*e, *a), (expected, actual), "{err}");
+        }
+        other => panic!("expected a conflict on account/{stream_id}, got {other}"),
+    }
+}
+
 fn decode(event: &factum::RecordedEvent) -> Deposited {
     event
         .codec
@@ -267,18 +288,7 @@ async fn a_stale_expected_version_conflicts_and_writes_nothing(b: &Backend) {
             .append(request("carol", expected, deposits(codec, "carol", [99])))
             .await
             .unwrap_err();
-        match err {
-            StoreError::Conflict {
-                stream_type,
-                stream_id,
-                expected: e,
-                actual,
-            } => {
-                assert_eq!((stream_type.as_str(), stream_id.as_str()), ("account", "carol"));
-                assert_eq!((e, actual), (expected, 2));
-            }
-            other => panic!("expected a conflict, got {other}"),
-        }
+        assert_conflict(&err, "carol", expected, 2);
     }
     assert_eq!(store.stream_version("account", "carol").await.unwrap(), 2);
     assert_eq!(store.head().await.unwrap(), 2);
@@ -522,48 +532,18 @@ async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend)
         .append(request("rita", 0, deposits(codec, "rita", [1, 2])))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 0,
-                actual: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&err, "rita", 0, 2);
     // Only some of the events the same: a conflict too.
     let mut mixed = events.clone();
     mixed[1] = new_event(codec, "rita", 2);
     let err = store.append(request("rita", 0, mixed)).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 0,
-                actual: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&err, "rita", 0, 2);
     // The same events where the stream is not exactly one append further: a conflict.
     let err = store
         .append(request("rita", 1, events.clone()))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 1,
-                actual: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&err, "rita", 1, 2);
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
 }
 
@@ -1134,17 +1114,7 @@ async fn sqlite_two_stores_on_one_file_conflict_cleanly() {
         .append(request("shared", 0, deposits(c, "shared", [2])))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 0,
-                actual: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&err, "shared", 0, 1);
     let appended = two
         .append(request("shared", 1, deposits(c, "shared", [2])))
         .await
@@ -1154,17 +1124,7 @@ async fn sqlite_two_stores_on_one_file_conflict_cleanly() {
         .append(request("shared", 1, deposits(c, "shared", [3])))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            StoreError::Conflict {
-                expected: 1,
-                actual: 2,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_conflict(&err, "shared", 1, 2);
     let appended = one
         .append(request("own-1", 0, deposits(c, "own-1", [4])))
         .await
