@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use factum::store::{AppendRequest, EventMetadata, EventStore, NewEvent, Snapshot, SqliteStore, Synchronous};
+use factum::sqlite::{SqliteStore, Synchronous};
+use factum::store::{AppendRequest, EventMetadata, EventStore, NewEvent, Snapshot};
 use factum::{Codec, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use factum::Uuid;
 use factum::prelude::*;
+use factum::sqlite::SqliteViewStore;
 use factum::store::{AppendRequest, EventMetadata, EventStore, MemoryStore, NewEvent};
-use factum::view::{MemoryViewStore, SqliteViewStore, ViewStore};
+use factum::view::{MemoryViewStore, ViewStore};
 use serde::{Deserialize, Serialize};
 
 const EVENTS: u64 = 200_000;
@@ -143,7 +144,7 @@ fn bench(c: &mut Criterion) {
                                 n += 1;
                                 let schema = format!("factum_bench_views_{}_{n}", std::process::id());
                                 let views = rt
-                                    .block_on(factum::view::PostgresViewStore::connect_in_schema(
+                                    .block_on(factum::postgres::PostgresViewStore::connect_in_schema(
                                         &url, &schema,
                                     ))
                                     .expect("connect");
@@ -163,8 +164,8 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("log.db");
     let sqlite_log: Arc<dyn EventStore> = {
         let _guard = rt.enter();
-        let store = factum::store::SqliteStore::options()
-            .synchronous(factum::store::Synchronous::Off)
+        let store = factum::sqlite::SqliteStore::options()
+            .synchronous(factum::sqlite::Synchronous::Off)
             .open(&path)
             .expect("sqlite log");
         let source = rt.block_on(log(Codec::Json));

@@ -88,14 +88,7 @@ impl Context {
     /// user needs this only to call a handler by hand.
     pub fn new(command_id: Uuid, now: Timestamp, entity_id: impl Into<Arc<str>>, version: u64) -> Self {
         let entity_id: Arc<str> = entity_id.into();
-        let (hi, lo) = command_id.as_u64_pair();
-        // FNV-1a: stable across Rust versions and platforms, unlike std's hasher,
-        // so a stored decision replays the same everywhere.
-        let id_hash = entity_id.bytes().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-        });
-        let seed =
-            hi ^ lo.rotate_left(32) ^ id_hash.rotate_left(17) ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let seed = crate::ids::context_seed(command_id, &entity_id, version);
         Context {
             command_id,
             correlation_id: command_id,
@@ -139,11 +132,10 @@ impl Context {
 
     /// A pseudo-random number, deterministic for this command, entity and version (splitmix64).
     pub fn random_u64(&self) -> u64 {
-        let mut z = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-        self.rng.set(z);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let mut state = self.rng.get();
+        let next = crate::ids::splitmix_next(&mut state);
+        self.rng.set(state);
+        next
     }
 
     /// A pseudo-random number in `0..bound` (`bound` > 0), deterministic like [`random_u64`](Context::random_u64).

@@ -3,11 +3,21 @@
 #![doc = include_str!("../../README.md")]
 #![forbid(unsafe_code)]
 
+mod app;
 pub mod codec;
+pub mod command;
 pub mod entity;
+pub mod env;
 pub mod event;
+pub mod ids;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod process;
 pub mod rules;
-pub mod runtime;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod store;
 pub mod testkit;
 pub mod time;
@@ -17,14 +27,18 @@ pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
-pub use runtime::{App, AppBuilder, CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
+pub use app::{App, AppBuilder};
+pub use command::{CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
+pub use env::Env;
 #[cfg(feature = "postgres")]
-pub use store::PostgresStore;
-pub use store::{EventStore, MemoryStore, RecordedEvent, SqliteStore};
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{EventStore, MemoryStore, RecordedEvent};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
-pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp};
+pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp, Views};
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///
@@ -159,9 +173,11 @@ pub use factum_macros::view;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventMeta, EventSet,
-        ManualClock, Recorded, SendOptions, SqliteStore, Timestamp, Uuid, ViewOp, entity, view,
+        ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, entity, view,
     };
 }
 

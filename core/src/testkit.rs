@@ -38,7 +38,7 @@ use crate::entity::{Context, Entity};
 use crate::event::Event;
 use crate::store::{EventMetadata, RecordedEvent};
 use crate::time::Timestamp;
-use crate::view::{EventMeta, View, ViewOp};
+use crate::view::View;
 
 /// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
 /// 2026-01-01T00:00:00Z.
@@ -401,24 +401,5 @@ impl<V: View + PartialEq> ViewScenario<V> {
 
 #[track_caller]
 fn fold_records<V: View>(records: &[RecordedEvent]) -> BTreeMap<String, V> {
-    let mut rows: BTreeMap<String, V> = BTreeMap::new();
-    let mut routed = Vec::new();
-    for record in records {
-        let meta = EventMeta::of(record);
-        if let Err(e) = V::route(record, &meta, &mut routed) {
-            panic!(
-                "factum testkit: view `{}` cannot decode event {} at position {}: {e}",
-                V::NAME,
-                record.event_type,
-                record.position
-            );
-        }
-        for (key, event) in routed.drain(..) {
-            let row = rows.entry(key.clone()).or_default();
-            if row.apply(event, &meta) == ViewOp::Delete {
-                rows.remove(&key);
-            }
-        }
-    }
-    rows
+    crate::view::fold_records::<V>(records).unwrap_or_else(|e| panic!("factum testkit: {e}"))
 }

@@ -1,6 +1,6 @@
 //! PostgreSQL for the view tests: `FACTUM_PG_URL`, or a skip notice.
 
-use factum::view::PostgresViewStore;
+use factum::postgres::PostgresViewStore;
 
 /// The server to test against, or `None` (after printing a skip notice) when
 /// `FACTUM_PG_URL` is not set.

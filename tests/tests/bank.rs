@@ -117,7 +117,7 @@ async fn eight_tasks_sending_1000_deposits_each_lose_nothing_in_memory() {
 async fn eight_tasks_sending_deposits_lose_nothing_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::options()
-        .synchronous(factum::store::Synchronous::Normal)
+        .synchronous(factum::sqlite::Synchronous::Normal)
         .open(dir.path().join("bank.db"))
         .unwrap();
     eight_tasks_deposit_into_one_account(App::new(store), 200).await;

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum::store::{
-    AppendRequest, EventMetadata, EventStore, NewEvent, PostgresStore, Snapshot, SqliteStore, StoreError,
-    Subscription, Synchronous,
-};
+use factum::postgres::PostgresStore;
+use factum::process::Subscription;
+use factum::sqlite::{SqliteStore, Synchronous};
+use factum::store::{AppendRequest, EventMetadata, EventStore, NewEvent, Snapshot, StoreError};
 use factum::{Codec, MemoryStore, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

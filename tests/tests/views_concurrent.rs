@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factum::App;
-use factum::store::{EventStore, PostgresStore};
-use factum::view::PostgresViewStore;
+use factum::postgres::PostgresStore;
+use factum::postgres::PostgresViewStore;
+use factum::store::EventStore;
 use factum_tests::views::{Scored, Tally, append};
 
 const WRITERS: u64 = 16;

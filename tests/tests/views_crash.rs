@@ -132,13 +132,13 @@ fn a_sqlite_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let log = {
         let _guard = rt.enter();
-        factum::store::SqliteStore::options()
-            .synchronous(factum::store::Synchronous::Off)
+        factum::sqlite::SqliteStore::options()
+            .synchronous(factum::sqlite::Synchronous::Off)
             .open(&path)
             .expect("log")
     };
     crash_and_resume(&rt, Arc::new(log), args, || {
-        Arc::new(factum::view::SqliteViewStore::open(&path).expect("open"))
+        Arc::new(factum::sqlite::SqliteViewStore::open(&path).expect("open"))
     });
 }
 
@@ -157,14 +157,16 @@ fn a_postgres_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let log = rt
         .block_on(
-            factum::store::PostgresStore::connect(url.clone())
+            factum::postgres::PostgresStore::connect(url.clone())
                 .schema(schema.clone())
                 .open(),
         )
         .expect("log");
     crash_and_resume(&rt, Arc::new(log), args, || {
         let store = rt
-            .block_on(factum::view::PostgresViewStore::connect_in_schema(&url, &schema))
+            .block_on(factum::postgres::PostgresViewStore::connect_in_schema(
+                &url, &schema,
+            ))
             .expect("connect");
         Arc::new(store)
     });

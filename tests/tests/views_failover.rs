@@ -9,8 +9,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use factum::App;
-use factum::store::PostgresStore;
-use factum::view::PostgresViewStore;
+use factum::postgres::PostgresStore;
+use factum::postgres::PostgresViewStore;
 use factum_tests::views::{CHILD_STREAMS, Tally, fold_log, write_log_in_chunks};
 
 const EVENTS: u64 = 100_000;

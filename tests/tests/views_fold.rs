@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use factum::sqlite::SqliteViewStore;
 use factum::store::{AppendRequest, EventMetadata, EventStore, MemoryStore, NewEvent};
 use factum::testkit;
-use factum::view::{MemoryViewStore, SqliteViewStore, ViewError, ViewStore};
+use factum::view::{MemoryViewStore, ViewError, ViewStore};
 use factum::{App, Codec, Timestamp};
 use factum_tests::views::{ByDigit, Cleared, Ignored, Scored, Tally, append, append_many};
 

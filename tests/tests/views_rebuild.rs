@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factum::prelude::*;
+use factum::sqlite::SqliteViewStore;
 use factum::store::{EventStore, MemoryStore};
-use factum::view::{MemoryViewStore, SqliteViewStore, TableState, ViewError, ViewStore};
+use factum::view::{MemoryViewStore, TableState, ViewError, ViewStore};
 use factum_tests::views::{Scored, write_log};
 use serde::{Deserialize, Serialize};
 

@@ -126,12 +126,7 @@ impl EventStore for MemoryStore {
         let existing = state.stream(&request.stream_type, &request.stream_id);
         let current = existing.map_or(0, |i| state.streams[i].events.len() as u64);
         if current != request.expected_version {
-            return Err(StoreError::Conflict {
-                stream_type: request.stream_type,
-                stream_id: request.stream_id,
-                expected: request.expected_version,
-                actual: current,
-            });
+            return Err(StoreError::conflict(&request, current));
         }
         if request.events.is_empty() {
             return Ok(Appended {

@@ -3,18 +3,13 @@
 //!
 //! There is no update and no delete of an event in this API, by design: events
 //! are facts. Every backend passes the same conformance suite (`tests/`).
+//! The backends: [`MemoryStore`] here, the SQLite and PostgreSQL stores in
+//! their backend modules (`sqlite`, `postgres`); following the log's tail is
+//! the process layer's (`process`).
 
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
-mod sqlite;
 
 pub use memory::MemoryStore;
-#[cfg(feature = "postgres")]
-pub use postgres::{PostgresOptions, PostgresStore};
-pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
-
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -156,6 +151,19 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// A stored value outside what factum writes (a negative position,
+    /// version or checkpoint): the table was edited or damaged.
+    #[error("{backend} store: table {table}, {row}: corrupt value: {reason}")]
+    CorruptTable {
+        /// Which store.
+        backend: &'static str,
+        /// The table.
+        table: &'static str,
+        /// Which row (or aggregate) held the value.
+        row: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The backend failed (I/O, connection, SQL).
     #[error("{backend} store: {context}: {source}")]
     Backend {
@@ -173,6 +181,32 @@ pub enum StoreError {
         /// Which store.
         backend: &'static str,
     },
+}
+
+impl StoreError {
+    /// The conflict of `request` with a stream found at `actual`.
+    pub(crate) fn conflict(request: &AppendRequest, actual: u64) -> Self {
+        StoreError::Conflict {
+            stream_type: request.stream_type.clone(),
+            stream_id: request.stream_id.clone(),
+            expected: request.expected_version,
+            actual,
+        }
+    }
+
+    /// A failure of `backend` while doing `context`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn backend(
+        backend: &'static str,
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StoreError::Backend {
+            backend,
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// An append-only event log. All methods are safe to call concurrently.
@@ -230,71 +264,6 @@ pub trait EventStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
-/// A follower of the global log: catches up from a position, then waits for new commits.
-pub struct Subscription {
-    store: Arc<dyn EventStore>,
-    head: watch::Receiver<u64>,
-    next_position: u64,
-    buffer: std::collections::VecDeque<RecordedEvent>,
-    batch: usize,
-}
-
-impl Subscription {
-    /// Follows `store` from `from_position` (inclusive; 1 is the start of the log).
-    pub fn new(store: Arc<dyn EventStore>, from_position: u64) -> Self {
-        let head = store.watch_head();
-        Subscription {
-            store,
-            head,
-            next_position: from_position.max(1),
-            buffer: Default::default(),
-            batch: 1024,
-        }
-    }
-
-    /// The position the next event will have at least.
-    pub fn next_position(&self) -> u64 {
-        self.next_position
-    }
-
-    /// The next event, waiting for one to be committed if the log is read to its end.
-    pub async fn next(&mut self) -> Result<RecordedEvent, StoreError> {
-        loop {
-            if let Some(event) = self.buffer.pop_front() {
-                self.next_position = event.position + 1;
-                return Ok(event);
-            }
-            let batch = self.store.read_all(self.next_position, self.batch).await?;
-            if !batch.is_empty() {
-                self.buffer.extend(batch);
-                continue;
-            }
-            let seen = *self.head.borrow_and_update();
-            if seen >= self.next_position {
-                continue;
-            }
-            if self.head.changed().await.is_err() {
-                return Err(StoreError::Closed {
-                    backend: self.store.backend(),
-                });
-            }
-        }
-    }
-
-    /// Up to `max` events that are available now, without waiting.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut out: Vec<RecordedEvent> = self.buffer.drain(..self.buffer.len().min(max)).collect();
-        if out.len() < max {
-            let from = out.last().map_or(self.next_position, |e| e.position + 1);
-            out.extend(self.store.read_all(from, max - out.len()).await?);
-        }
-        if let Some(last) = out.last() {
-            self.next_position = last.position + 1;
-        }
-        Ok(out)
-    }
-}
-
 /// Checks what every backend must refuse before touching storage.
 pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
@@ -315,45 +284,4 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
         )));
     }
     Ok(())
-}
-
-/// Puts a decoded row together, or names the damaged record as well as the
-/// damage allows: the first unreadable column is the reason.
-#[cfg_attr(
-    not(feature = "postgres"),
-    allow(dead_code, reason = "used by sqlite always, postgres by feature")
-)]
-pub(crate) fn assemble(
-    stream_type: Result<String, String>,
-    stream_id: Result<String, String>,
-    version: Result<u64, String>,
-    rest: Result<RecordedEvent, String>,
-) -> Result<RecordedEvent, StoreError> {
-    match (stream_type, stream_id, version, rest) {
-        (Ok(stream_type), Ok(stream_id), Ok(version), Ok(event)) => Ok(RecordedEvent {
-            stream_type,
-            stream_id,
-            version,
-            ..event
-        }),
-        (stream_type, stream_id, version, rest) => {
-            let reason = [
-                stream_type.as_ref().err(),
-                stream_id.as_ref().err(),
-                version.as_ref().err(),
-                rest.as_ref().err(),
-            ]
-            .into_iter()
-            .flatten()
-            .next()
-            .cloned()
-            .unwrap_or_default();
-            Err(StoreError::Corrupt {
-                stream_type: stream_type.unwrap_or_else(|_| "<unreadable>".into()),
-                stream_id: stream_id.unwrap_or_else(|_| "<unreadable>".into()),
-                version: version.unwrap_or(0),
-                reason,
-            })
-        }
-    }
 }

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
-use super::{
-    Commit, Lease, LocalLease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
-};
+use super::backend::{Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable};
+use crate::process::{Lease, LocalLease};
 
 /// An in-memory [`ViewStore`]. Cloning shares the tables.
 #[derive(Clone, Default)]

@@ -22,7 +22,7 @@
 //!   primary-key read (SQLite, PostgreSQL); `#[view(index = [field])]` adds a
 //!   generated `find_by_<field>`; [`ViewReader::list`] pages in key order.
 //! - **Blue/green rebuilds.** Bumping `#[view(version = …)]`, or calling
-//!   [`App::rebuild_view`], builds a new table beside the live one from
+//!   [`App::rebuild_view`](crate::App::rebuild_view), builds a new table beside the live one from
 //!   position 0 and swaps atomically once it has caught up; queries are served
 //!   by the old table until then. During a version bump the old rows are read
 //!   with the new row type, so keep the row type able to read them (serde
@@ -67,37 +67,31 @@
 //! `ToString`. Handler bodies obey the rules: no clock (use
 //! `meta.recorded_at`), no randomness, no side effects.
 
+pub(crate) mod backend;
+mod fold;
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
+mod reader;
 mod runner;
-mod sqlite;
 
+/// Leases and the failure streak are the process layer's; re-exported for view users.
+pub use crate::process::{FAILURES_BEFORE_WAIT_FAILS, Lease};
+pub use backend::{Commit, RowWrite, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable};
+pub(crate) use fold::fold_records;
 pub use memory::MemoryViewStore;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresViewStore;
-pub use sqlite::SqliteViewStore;
+pub use reader::{Page, RowChange, RowChanges, ViewHandle, ViewReader};
+pub use runner::{ViewSettings, Views};
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::codec::{Codec, CodecError};
 use crate::event::DecodeError;
-use crate::runtime::App;
 use crate::store::{RecordedEvent, StoreError};
 use crate::time::Timestamp;
-
-pub(crate) use runner::Registry;
 
 /// Where and when an event happened, as a view handler sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,140 +196,6 @@ pub trait View: Default + Clone + fmt::Debug + Serialize + DeserializeOwned + Se
 /// The codec rows are stored with: JSON, so tables stay readable in the database.
 pub(crate) const ROW_CODEC: Codec = Codec::Json;
 
-/// One physical table of a view: a version, and a build number that grows with
-/// each on-demand rebuild of the same version.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TableId {
-    /// The view's name.
-    pub view: String,
-    /// The view's logic version.
-    pub version: u32,
-    /// Which build of that version.
-    pub build: u32,
-}
-
-impl fmt::Display for TableId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} v{} build {}", self.view, self.version, self.build)
-    }
-}
-
-/// The role of a physical table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TableState {
-    /// Serves queries.
-    Active,
-    /// Being built beside the active one; not yet served.
-    Building,
-    /// Replaced by a swap; dropped after a grace period, so queries that
-    /// picked it just before the swap still finish.
-    Retired,
-}
-
-impl TableState {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            TableState::Active => "active",
-            TableState::Building => "building",
-            TableState::Retired => "retired",
-        }
-    }
-
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(TableState::Active),
-            "building" => Some(TableState::Building),
-            "retired" => Some(TableState::Retired),
-            _ => None,
-        }
-    }
-}
-
-/// A physical table and where it stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableInfo {
-    /// Which table.
-    pub id: TableId,
-    /// Its role.
-    pub state: TableState,
-    /// Its checkpoint: the last global position folded into it.
-    pub position: u64,
-}
-
-/// One row change of a commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowWrite {
-    /// The row key.
-    pub key: String,
-    /// The encoded row, or `None` to delete it.
-    pub row: Option<Vec<u8>>,
-    /// The row's index values (empty for a delete).
-    pub indexes: Vec<(&'static str, String)>,
-}
-
-/// The rows a batch changed and the checkpoint move, applied atomically.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Commit {
-    /// The checkpoint the batch was folded on; the commit fails with
-    /// [`ViewStoreError::CheckpointMoved`] if the table is elsewhere.
-    pub from: u64,
-    /// The new checkpoint.
-    pub to: u64,
-    /// The changed rows.
-    pub rows: Vec<RowWrite>,
-}
-
-/// A failure of view storage.
-#[derive(Debug, thiserror::Error)]
-pub enum ViewStoreError {
-    /// Another runner moved the checkpoint first; this batch was not applied.
-    #[error("table {table}: checkpoint is at {found}, the batch was folded on {expected}")]
-    CheckpointMoved {
-        /// The table.
-        table: TableId,
-        /// The checkpoint the batch expected.
-        expected: u64,
-        /// The checkpoint found.
-        found: u64,
-    },
-    /// The table does not exist (dropped by a swap in another process).
-    #[error("table {table} does not exist")]
-    NoTable {
-        /// The table.
-        table: TableId,
-    },
-    /// A stored value is out of range (a negative or hand-edited checkpoint,
-    /// version or build): the view's storage is corrupt and needs repair.
-    #[error("{backend} view store: view {view}: corrupt table: {detail}")]
-    Corrupt {
-        /// Which store.
-        backend: &'static str,
-        /// The view.
-        view: String,
-        /// What is wrong, naming the table.
-        detail: String,
-    },
-    /// The view's name cannot name a table (only `[a-z][a-z0-9_]{0,39}` can).
-    #[error(
-        "view `{view}`: invalid view name; a view name is 1 to 40 characters of `a-z`, `0-9` and `_`, starting with a letter"
-    )]
-    InvalidName {
-        /// The name.
-        view: String,
-    },
-    /// The backend failed.
-    #[error("{backend} view store: {context}: {source}")]
-    Backend {
-        /// Which store.
-        backend: &'static str,
-        /// What it was doing.
-        context: String,
-        /// The backend's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
-
 /// The longest view name: table names stay short enough for every backend
 /// (PostgreSQL cuts identifiers at 63 bytes).
 pub const MAX_VIEW_NAME: usize = 40;
@@ -347,115 +207,6 @@ pub fn is_valid_view_name(name: &str) -> bool {
     matches!(chars.next(), Some('a'..='z'))
         && name.len() <= MAX_VIEW_NAME
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
-}
-
-/// [`ViewStoreError::InvalidName`] unless `view` is a valid view name.
-pub(crate) fn check_view_name(view: &str) -> Result<(), ViewStoreError> {
-    if is_valid_view_name(view) {
-        Ok(())
-    } else {
-        Err(ViewStoreError::InvalidName {
-            view: view.to_owned(),
-        })
-    }
-}
-
-impl ViewStoreError {
-    pub(crate) fn corrupt(backend: &'static str, view: &str, detail: impl Into<String>) -> Self {
-        ViewStoreError::Corrupt {
-            backend,
-            view: view.to_owned(),
-            detail: detail.into(),
-        }
-    }
-
-    /// A checkpoint read back from a table's registry row as a position; a
-    /// negative one means the row was edited or corrupted.
-    pub(crate) fn checkpoint(backend: &'static str, id: &TableId, stored: i64) -> Result<u64, Self> {
-        u64::try_from(stored).map_err(|_| {
-            Self::corrupt(
-                backend,
-                &id.view,
-                format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
-            )
-        })
-    }
-
-    pub(crate) fn backend(
-        backend: &'static str,
-        context: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        ViewStoreError::Backend {
-            backend,
-            context: context.into(),
-            source: Box::new(source),
-        }
-    }
-}
-
-/// Rows of one physical table. Reads may run concurrently with a commit.
-#[async_trait]
-pub trait ViewTable: Send + Sync + 'static {
-    /// Which table.
-    fn id(&self) -> &TableId;
-    /// The last global position folded into the table (0 when empty).
-    async fn checkpoint(&self) -> Result<u64, ViewStoreError>;
-    /// One encoded row.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ViewStoreError>;
-    /// Several encoded rows, in the order of `keys`.
-    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, ViewStoreError>;
-    /// Rows whose index `index` has `value`, in key order, at most `limit`.
-    async fn find(
-        &self,
-        index: &str,
-        value: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
-    /// Rows with key `> after` (all when `None`), in key order, at most `limit`.
-    async fn list(&self, after: Option<&str>, limit: usize)
-    -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
-    /// Applies the row changes and moves the checkpoint, all or nothing.
-    async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError>;
-}
-
-/// Proof that this process runs a view; dropping it lets another process take over.
-pub trait Lease: Send + Sync + 'static {
-    /// True once the lease is gone (its connection dropped): stop writing.
-    fn is_lost(&self) -> bool;
-}
-
-/// A lease that cannot be lost: one process owns the store.
-#[derive(Debug)]
-pub(crate) struct LocalLease;
-
-impl Lease for LocalLease {
-    fn is_lost(&self) -> bool {
-        false
-    }
-}
-
-/// Where views keep their tables and checkpoints.
-#[async_trait]
-pub trait ViewStore: Send + Sync + 'static {
-    /// A short name for messages ("memory", "sqlite", "postgres").
-    fn backend(&self) -> &'static str;
-    /// Every table of `view`, with its role and checkpoint.
-    async fn tables(&self, view: &str) -> Result<Vec<TableInfo>, ViewStoreError>;
-    /// Opens a table, creating it empty with `state` if it does not exist.
-    async fn open(
-        &self,
-        id: &TableId,
-        indexes: &[&'static str],
-        state: TableState,
-    ) -> Result<Arc<dyn ViewTable>, ViewStoreError>;
-    /// Makes `id` the active table of its view and retires every other table
-    /// of the view, in one transaction (dropping tables retired earlier).
-    async fn activate(&self, id: &TableId) -> Result<(), ViewStoreError>;
-    /// Drops the retired tables of `view`.
-    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError>;
-    /// Tries to become the one runner of `view`; `None` when another process is.
-    async fn try_lease(&self, view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError>;
 }
 
 /// What can go wrong with a view.
@@ -570,18 +321,6 @@ pub enum ViewError {
     },
 }
 
-/// How many consecutive runner failures without progress make
-/// [`ViewReader::wait_for`] return [`ViewError::Failing`] instead of waiting on.
-pub const FAILURES_BEFORE_WAIT_FAILS: u32 = 3;
-
-/// The runner's current streak of failures at one checkpoint.
-#[derive(Clone, Debug)]
-pub(crate) struct Failure {
-    pub(crate) checkpoint: u64,
-    pub(crate) attempts: u32,
-    pub(crate) error: String,
-}
-
 /// A registered view type, collected from every `#[view]` linked into the binary.
 #[doc(hidden)]
 pub struct ViewRegistration {
@@ -591,8 +330,8 @@ pub struct ViewRegistration {
     pub version: u32,
     /// The Rust type, for messages.
     pub rust_type: &'static str,
-    /// Starts the view on an app.
-    pub start: fn(&App) -> runner::StartFuture<'_>,
+    /// Starts the view on an app's views.
+    pub start: fn(&Views) -> runner::StartFuture<'_>,
 }
 
 impl ViewRegistration {
@@ -623,396 +362,3 @@ inventory::collect!(ViewRegistration);
 pub fn registered() -> impl Iterator<Item = &'static ViewRegistration> {
     inventory::iter::<ViewRegistration>.into_iter()
 }
-
-/// A change to one row, as the live stream of a view delivers it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RowChange<V> {
-    /// The row key.
-    pub key: String,
-    /// The row after the change; `None` when it was deleted.
-    pub row: Option<V>,
-    /// The checkpoint the change committed with.
-    pub position: u64,
-}
-
-/// The state of a view shared by its runner and its readers.
-pub(crate) struct Shared<V: View> {
-    pub(crate) serving: std::sync::RwLock<Arc<dyn ViewTable>>,
-    pub(crate) checkpoint: watch::Sender<u64>,
-    pub(crate) changes: broadcast::Sender<RowChange<V>>,
-    pub(crate) stopped: watch::Sender<bool>,
-    pub(crate) runner: watch::Sender<bool>,
-    pub(crate) last_error: Mutex<Option<String>>,
-    /// Failures of the runner since it last made progress.
-    pub(crate) failure: watch::Sender<Option<Failure>>,
-}
-
-impl<V: View> Shared<V> {
-    pub(crate) fn serving(&self) -> Arc<dyn ViewTable> {
-        self.serving.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Moves the published checkpoint forward (never back).
-    pub(crate) fn publish(&self, position: u64) {
-        let moved = self.checkpoint.send_if_modified(|c| {
-            if position > *c {
-                *c = position;
-                true
-            } else {
-                false
-            }
-        });
-        if moved {
-            self.progressed();
-        }
-    }
-
-    /// Ends the runner's failure streak: it moved.
-    pub(crate) fn progressed(&self) {
-        self.failure.send_if_modified(|f| f.take().is_some());
-    }
-
-    /// Counts a runner failure: one more in the streak if the checkpoint has
-    /// not moved since the last one, else the first of a new streak.
-    pub(crate) fn failed(&self, error: &ViewError) {
-        let checkpoint = *self.checkpoint.borrow();
-        self.failure.send_modify(|f| {
-            let attempts = match f {
-                Some(f) if f.checkpoint == checkpoint => f.attempts.saturating_add(1),
-                _ => 1,
-            };
-            *f = Some(Failure {
-                checkpoint,
-                attempts,
-                error: error.to_string(),
-            });
-        });
-    }
-}
-
-/// Reads one view. Cheap to clone.
-pub struct ViewReader<V: View> {
-    shared: Option<Arc<Shared<V>>>,
-}
-
-impl<V: View> Clone for ViewReader<V> {
-    fn clone(&self) -> Self {
-        ViewReader {
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl<V: View> fmt::Debug for ViewReader<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ViewReader")
-            .field("view", &V::NAME)
-            .field("running", &self.shared.is_some())
-            .finish()
-    }
-}
-
-fn decode_row<V: View>(table: &TableId, key: &str, bytes: &[u8]) -> Result<V, ViewError> {
-    ROW_CODEC.decode(bytes).map_err(|source| {
-        if table.version > V::VERSION {
-            ViewError::NewerRow {
-                view: V::NAME,
-                key: key.to_owned(),
-                table_version: table.version,
-                version: V::VERSION,
-                source,
-            }
-        } else {
-            ViewError::Row {
-                view: V::NAME,
-                key: key.to_owned(),
-                source,
-            }
-        }
-    })
-}
-
-impl<V: View> ViewReader<V> {
-    fn shared(&self) -> Result<&Arc<Shared<V>>, ViewError> {
-        self.shared
-            .as_ref()
-            .ok_or(ViewError::NotRunning { view: V::NAME })
-    }
-
-    fn storage(e: ViewStoreError) -> ViewError {
-        ViewError::Storage {
-            view: V::NAME,
-            source: e,
-        }
-    }
-
-    /// The row with this key, if any. O(1).
-    pub async fn get(&self, key: impl AsRef<str>) -> Result<Option<V>, ViewError> {
-        let key = key.as_ref();
-        let table = self.shared()?.serving();
-        match table.get(key).await.map_err(Self::storage)? {
-            Some(bytes) => decode_row::<V>(table.id(), key, &bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Rows whose indexed field `index` renders as `value`, in key order.
-    /// Generated `find_by_<field>` methods call this.
-    pub async fn find_by(&self, index: &str, value: &str) -> Result<Vec<(String, V)>, ViewError> {
-        let table = self.shared()?.serving();
-        let rows = table
-            .find(index, value, usize::MAX)
-            .await
-            .map_err(Self::storage)?;
-        rows.into_iter()
-            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
-            .collect()
-    }
-
-    /// One page of rows in key order: at most `limit` rows with keys after
-    /// `cursor` (from the start when `None`). Pass the page's
-    /// [`next`](Page::next) as the cursor of the next call.
-    pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<Page<V>, ViewError> {
-        let table = self.shared()?.serving();
-        let rows = table.list(cursor, limit).await.map_err(Self::storage)?;
-        let rows = rows
-            .into_iter()
-            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if rows.len() == limit && limit > 0 {
-            rows.last().map(|(k, _)| k.clone())
-        } else {
-            None
-        };
-        Ok(Page { rows, next })
-    }
-
-    /// The last global position folded into the rows queries read.
-    pub fn checkpoint(&self) -> u64 {
-        self.shared.as_ref().map_or(0, |s| *s.checkpoint.borrow())
-    }
-
-    /// Waits until the view has folded the log up to `position` (read-your-writes:
-    /// pass the [`Committed::position`](crate::Committed) of a command).
-    ///
-    /// Fails with [`ViewError::Failing`], carrying the runner's error, once
-    /// this process's runner has failed [`FAILURES_BEFORE_WAIT_FAILS`] times
-    /// in a row without moving the checkpoint (retries are a second apart, so
-    /// within a few seconds), e.g. on an event that does not decode. The
-    /// runner keeps retrying; a later `wait_for` succeeds once it moves again.
-    /// In a process that only follows another process's runner, `wait_for`
-    /// cannot see that runner's errors: bound it with a timeout there.
-    pub async fn wait_for(&self, position: u64) -> Result<(), ViewError> {
-        let shared = self.shared()?;
-        let mut rx = shared.checkpoint.subscribe();
-        let mut stopped = shared.stopped.subscribe();
-        let mut failure = shared.failure.subscribe();
-        loop {
-            let checkpoint = *rx.borrow_and_update();
-            if checkpoint >= position {
-                return Ok(());
-            }
-            if *stopped.borrow_and_update() {
-                return Err(ViewError::Stopped { view: V::NAME });
-            }
-            if let Some(f) = failure.borrow_and_update().as_ref()
-                && f.attempts >= FAILURES_BEFORE_WAIT_FAILS
-                && f.checkpoint == checkpoint
-            {
-                return Err(ViewError::Failing {
-                    view: V::NAME,
-                    position,
-                    checkpoint,
-                    attempts: f.attempts,
-                    error: f.error.clone(),
-                });
-            }
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
-                r = stopped.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
-                r = failure.changed() => if r.is_err() { return Err(ViewError::Stopped { view: V::NAME }) },
-            }
-        }
-    }
-
-    /// A live stream of every row change of the view, from now on.
-    pub fn changes(&self) -> Result<RowChanges<V>, ViewError> {
-        Ok(RowChanges {
-            rx: self.shared()?.changes.subscribe(),
-            key: None,
-        })
-    }
-
-    /// A live stream of the changes of one row, from now on.
-    pub fn changes_of(&self, key: impl Into<String>) -> Result<RowChanges<V>, ViewError> {
-        Ok(RowChanges {
-            rx: self.shared()?.changes.subscribe(),
-            key: Some(key.into()),
-        })
-    }
-
-    /// True while this process runs the view (holds its lease); false while
-    /// another process does and this one only serves queries.
-    pub fn is_runner(&self) -> bool {
-        self.shared.as_ref().is_some_and(|s| *s.runner.borrow())
-    }
-
-    /// The last error the view's runner hit (it retries after each), if any:
-    /// for health checks and logs.
-    pub fn last_error(&self) -> Option<String> {
-        let shared = self.shared.as_ref()?;
-        shared
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// The physical table queries are served from now.
-    pub fn serving_table(&self) -> Option<TableId> {
-        self.shared.as_ref().map(|s| s.serving().id().clone())
-    }
-}
-
-/// One page of [`ViewReader::list`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Page<V> {
-    /// The rows, in key order.
-    pub rows: Vec<(String, V)>,
-    /// The cursor of the next page; `None` on the last page.
-    pub next: Option<String>,
-}
-
-/// A live stream of row changes (a `tokio::sync::broadcast` receiver, filtered).
-pub struct RowChanges<V> {
-    rx: broadcast::Receiver<RowChange<V>>,
-    key: Option<String>,
-}
-
-impl<V: Clone> RowChanges<V> {
-    /// The next change; `Err(Lagged(n))` when the reader fell behind and `n`
-    /// changes were dropped (re-read the rows with `get`), `Err(Closed)` when
-    /// the view stopped.
-    pub async fn next(&mut self) -> Result<RowChange<V>, broadcast::error::RecvError> {
-        loop {
-            let change = self.rx.recv().await?;
-            if self.key.as_deref().is_none_or(|k| k == change.key) {
-                return Ok(change);
-            }
-        }
-    }
-}
-
-impl<V> fmt::Debug for RowChanges<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RowChanges")
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A view of an [`App`]: [`ViewReader`]'s queries plus the generated
-/// `find_by_<field>` methods, both reached through `Deref`.
-pub struct ViewHandle<V: View> {
-    queries: V::Queries,
-    _row: PhantomData<fn() -> V>,
-}
-
-impl<V: View> Deref for ViewHandle<V> {
-    type Target = V::Queries;
-    fn deref(&self) -> &V::Queries {
-        &self.queries
-    }
-}
-
-impl<V: View> Clone for ViewHandle<V> {
-    fn clone(&self) -> Self {
-        ViewHandle::from_reader((*self.queries).clone())
-    }
-}
-
-impl<V: View> fmt::Debug for ViewHandle<V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.queries, f)
-    }
-}
-
-impl<V: View> ViewHandle<V> {
-    fn from_reader(reader: ViewReader<V>) -> Self {
-        ViewHandle {
-            queries: V::Queries::from(reader),
-            _row: PhantomData,
-        }
-    }
-
-    /// The plain reader (no generated methods).
-    pub fn reader(&self) -> ViewReader<V> {
-        (*self.queries).clone()
-    }
-}
-
-impl App {
-    /// The view `V`. Its queries fail with [`ViewError::NotRunning`] until the
-    /// view is started ([`App::start_views`] or [`App::start_view`]).
-    pub fn view<V: View>(&self) -> ViewHandle<V> {
-        let shared = self
-            .views()
-            .shared(V::NAME)
-            .and_then(|s| s.downcast::<Shared<V>>().ok());
-        ViewHandle::from_reader(ViewReader { shared })
-    }
-
-    /// Discovers every view linked into the program and starts its runner.
-    /// Fails on two views with one name. Views already started are left alone.
-    pub async fn start_views(&self) -> Result<Vec<&'static str>, ViewError> {
-        let mut seen: HashMap<&'static str, &'static str> = HashMap::new();
-        let regs: Vec<&'static ViewRegistration> = registered().collect();
-        for reg in &regs {
-            if let Some(first) = seen.insert(reg.name, reg.rust_type) {
-                let (first, second) = if first <= reg.rust_type {
-                    (first, reg.rust_type)
-                } else {
-                    (reg.rust_type, first)
-                };
-                return Err(ViewError::DuplicateName {
-                    name: reg.name,
-                    first,
-                    second,
-                });
-            }
-        }
-        let mut names = Vec::new();
-        for reg in regs {
-            (reg.start)(self).await?;
-            names.push(reg.name);
-        }
-        names.sort_unstable();
-        Ok(names)
-    }
-
-    /// Starts the runner of one view (no-op if it runs already).
-    pub async fn start_view<V: View>(&self) -> Result<(), ViewError> {
-        runner::start::<V>(self).await
-    }
-
-    /// The names of the views running on this app.
-    pub fn running_views(&self) -> Vec<&'static str> {
-        self.views().names()
-    }
-
-    /// Rebuilds the view `name` from position 0 beside the live table and swaps
-    /// when it has caught up; resolves after the swap. Queries are answered by
-    /// the old table meanwhile.
-    pub async fn rebuild_view(&self, name: &str) -> Result<(), ViewError> {
-        self.views().rebuild(name).await
-    }
-}
-
-/// Type-erased access to a running view, for the registry.
-pub(crate) struct RunningView {
-    pub(crate) rust_type: &'static str,
-    pub(crate) shared: Arc<dyn Any + Send + Sync>,
-    pub(crate) control: tokio::sync::mpsc::UnboundedSender<runner::Control>,
-}
-
-pub(crate) type RunningMap = Mutex<HashMap<&'static str, RunningView>>;

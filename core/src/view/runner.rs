@@ -1,29 +1,30 @@
-//! The view runner: reads the log from a table's checkpoint, folds batches into
-//! the rows they touch, commits rows and checkpoint together, tails the log,
-//! builds new tables beside the live one and swaps them in.
+//! The view runner: a [`Process`](crate::process) that reads the log from a
+//! table's checkpoint, folds batches into the rows they touch, commits rows
+//! and checkpoint together, builds new tables beside the live one and swaps
+//! them in. [`Views`] is the subsystem an app holds: its store, its settings,
+//! and the views it runs.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{
-    Commit, EventMeta, Lease, ROW_CODEC, RowChange, RowWrite, RunningMap, RunningView, Shared, TableId,
-    TableState, View, ViewError, ViewOp, ViewStore, ViewStoreError, ViewTable,
-};
-use crate::runtime::App;
-use crate::store::{EventStore, RecordedEvent};
+use super::backend::{Commit, TableId, TableState, ViewStore, ViewStoreError, ViewTable};
+use super::fold::fold_batch;
+use super::memory::MemoryViewStore;
+use super::reader::{Shared, ViewHandle, ViewReader};
+use super::{View, ViewError, ViewRegistration, registered};
+use crate::env::Env;
+use crate::process::{Lease, Led, Process, Progress, Tail, supervise};
 
 /// The future [`ViewRegistration::start`](super::ViewRegistration) returns.
 pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ViewError>> + Send + 'a>>;
 
-/// How long a process that is not the runner waits between attempts to become it.
-const LEASE_RETRY: Duration = Duration::from_secs(1);
-/// How often a process that is not the runner re-reads the checkpoint and active table.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// The longest a runner waits for new events before it re-checks its lease.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// How long a table replaced by a swap stays, for queries that picked it just before.
@@ -35,39 +36,118 @@ pub(crate) enum Control {
     Rebuild(oneshot::Sender<Result<(), ViewError>>),
 }
 
-/// The views of one [`App`].
-pub(crate) struct Registry {
-    store: Arc<dyn ViewStore>,
-    batch: usize,
-    running: RunningMap,
+/// How an app's views are stored and folded ([`AppBuilder::view_store`](crate::AppBuilder::view_store)).
+pub struct ViewSettings {
+    pub(crate) store: Option<Arc<dyn ViewStore>>,
+    pub(crate) batch: usize,
 }
 
-impl Registry {
-    pub(crate) fn new(store: Arc<dyn ViewStore>, batch: usize) -> Self {
-        Registry {
-            store,
-            batch: batch.max(1),
-            running: Default::default(),
+impl Default for ViewSettings {
+    fn default() -> Self {
+        ViewSettings {
+            store: None,
+            batch: 4096,
+        }
+    }
+}
+
+impl std::fmt::Debug for ViewSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewSettings")
+            .field("store", &self.store.as_ref().map(|s| s.backend()))
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+/// Type-erased access to a running view.
+struct RunningView {
+    rust_type: &'static str,
+    shared: Arc<dyn Any + Send + Sync>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// The views of one app: where their tables live, and the ones running.
+pub struct Views {
+    env: Env,
+    store: Arc<dyn ViewStore>,
+    batch: usize,
+    running: Mutex<HashMap<&'static str, RunningView>>,
+}
+
+impl std::fmt::Debug for Views {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Views")
+            .field("store", &self.store.backend())
+            .field("running", &self.names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Views {
+    pub(crate) fn new(env: Env, settings: ViewSettings) -> Self {
+        Views {
+            env,
+            store: settings.store.unwrap_or_else(|| Arc::new(MemoryViewStore::new())),
+            batch: settings.batch.max(1),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn store(&self) -> &Arc<dyn ViewStore> {
+    /// Where the views keep their rows.
+    pub fn store(&self) -> &Arc<dyn ViewStore> {
         &self.store
     }
 
-    pub(crate) fn shared(&self, name: &str) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.get(name).map(|r| r.shared.clone())
+    /// The view `V`. Its queries fail with [`ViewError::NotRunning`] until it is started.
+    pub fn get<V: View>(&self) -> ViewHandle<V> {
+        let shared = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.get(V::NAME).map(|r| r.shared.clone())
+        }
+        .and_then(|s| s.downcast::<Shared<V>>().ok());
+        ViewHandle::from_reader(ViewReader { shared })
     }
 
-    pub(crate) fn names(&self) -> Vec<&'static str> {
+    /// The names of the running views, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut names: Vec<_> = running.keys().copied().collect();
         names.sort_unstable();
         names
     }
 
-    pub(crate) async fn rebuild(&self, name: &str) -> Result<(), ViewError> {
+    /// Discovers every view linked into the program and starts its runner.
+    /// Fails on two views with one name. Views already started are left alone.
+    pub async fn start_all(&self) -> Result<Vec<&'static str>, ViewError> {
+        let mut seen: HashMap<&'static str, &'static str> = HashMap::new();
+        let regs: Vec<&'static ViewRegistration> = registered().collect();
+        for reg in &regs {
+            if let Some(first) = seen.insert(reg.name, reg.rust_type) {
+                let (first, second) = if first <= reg.rust_type {
+                    (first, reg.rust_type)
+                } else {
+                    (reg.rust_type, first)
+                };
+                return Err(ViewError::DuplicateName {
+                    name: reg.name,
+                    first,
+                    second,
+                });
+            }
+        }
+        let mut names = Vec::new();
+        for reg in regs {
+            (reg.start)(self).await?;
+            names.push(reg.name);
+        }
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Rebuilds the view `name` from position 0 beside the live table and swaps
+    /// when it has caught up; resolves after the swap.
+    pub async fn rebuild(&self, name: &str) -> Result<(), ViewError> {
         let (tx, rx) = oneshot::channel();
         let (view, sent) = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -83,10 +163,88 @@ impl Registry {
         }
         rx.await.map_err(|_| ViewError::Stopped { view })?
     }
+
+    /// `Some` when a view named `V::NAME` runs already: `Ok` if it is `V`,
+    /// the duplicate-name error if it is another type.
+    fn already_running<V: View>(
+        running: &HashMap<&'static str, RunningView>,
+        rust_type: &'static str,
+    ) -> Option<Result<(), ViewError>> {
+        let r = running.get(V::NAME)?;
+        Some(if r.rust_type == rust_type {
+            Ok(())
+        } else {
+            Err(ViewError::DuplicateName {
+                name: V::NAME,
+                first: r.rust_type,
+                second: rust_type,
+            })
+        })
+    }
+
+    /// Starts the runner of `V`: opens the table queries are served from and
+    /// spawns the supervisor (no-op if it runs already).
+    pub async fn start<V: View>(&self) -> Result<(), ViewError> {
+        let rust_type = std::any::type_name::<V>();
+        if let Some(done) =
+            Self::already_running::<V>(&self.running.lock().unwrap_or_else(|e| e.into_inner()), rust_type)
+        {
+            return done;
+        }
+        // `#[view]` checks the name at compile time; a view implemented by hand is checked here,
+        // on every backend, so it cannot share a table with another view.
+        super::backend::check_view_name(V::NAME).map_err(storage::<V>)?;
+        let store = self.store.clone();
+        let infos = store.tables(V::NAME).await.map_err(storage::<V>)?;
+        let serving_id = match infos.iter().find(|t| t.state == TableState::Active) {
+            Some(t) => t.id.clone(),
+            // The very first table of a view serves at once: there is nothing older to serve.
+            None => TableId {
+                view: V::NAME.to_owned(),
+                version: V::VERSION,
+                build: 0,
+            },
+        };
+        let serving = store
+            .open(&serving_id, V::INDEXES, TableState::Active)
+            .await
+            .map_err(storage::<V>)?;
+        let checkpoint = serving.checkpoint().await.map_err(storage::<V>)?;
+        let shared = Arc::new(Shared::<V> {
+            serving: std::sync::RwLock::new(serving),
+            changes: broadcast::channel(4096).0,
+            progress: Progress::new(checkpoint),
+        });
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            // Another task may have started it while we opened the table.
+            if let Some(done) = Self::already_running::<V>(&running, rust_type) {
+                return done;
+            }
+            running.insert(
+                V::NAME,
+                RunningView {
+                    rust_type,
+                    shared: shared.clone(),
+                    control: control_tx,
+                },
+            );
+        }
+        let runner = Runner::<V> {
+            tail: Tail::new(self.env.store().clone(), self.batch),
+            store,
+            shared,
+            control: control_rx,
+            pending: Vec::new(),
+        };
+        tokio::spawn(supervise(runner));
+        Ok(())
+    }
 }
 
-pub(crate) fn start_erased<V: View>(app: &App) -> StartFuture<'_> {
-    Box::pin(start::<V>(app))
+pub(crate) fn start_erased<V: View>(views: &Views) -> StartFuture<'_> {
+    Box::pin(views.start::<V>())
 }
 
 fn storage<V: View>(source: ViewStoreError) -> ViewError {
@@ -96,205 +254,64 @@ fn storage<V: View>(source: ViewStoreError) -> ViewError {
     }
 }
 
-/// Starts `V` on `app`: opens the table queries are served from and spawns the supervisor.
-pub(crate) async fn start<V: View>(app: &App) -> Result<(), ViewError> {
-    let registry = app.views();
-    let rust_type = std::any::type_name::<V>();
-    {
-        let running = registry.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = running.get(V::NAME) {
-            if r.rust_type == rust_type {
-                return Ok(());
-            }
-            return Err(ViewError::DuplicateName {
-                name: V::NAME,
-                first: r.rust_type,
-                second: rust_type,
-            });
-        }
-    }
-    // `#[view]` checks the name at compile time; a view implemented by hand is checked here,
-    // on every backend, so it cannot share a table with another view.
-    super::check_view_name(V::NAME).map_err(storage::<V>)?;
-    let store = registry.store.clone();
-    let infos = store.tables(V::NAME).await.map_err(storage::<V>)?;
-    let serving_id = match infos.iter().find(|t| t.state == TableState::Active) {
-        Some(t) => t.id.clone(),
-        // The very first table of a view serves at once: there is nothing older to serve.
-        None => TableId {
-            view: V::NAME.to_owned(),
-            version: V::VERSION,
-            build: 0,
-        },
-    };
-    let serving = store
-        .open(&serving_id, V::INDEXES, TableState::Active)
-        .await
-        .map_err(storage::<V>)?;
-    let checkpoint = serving.checkpoint().await.map_err(storage::<V>)?;
-    let shared = Arc::new(Shared::<V> {
-        serving: std::sync::RwLock::new(serving),
-        checkpoint: watch::channel(checkpoint).0,
-        changes: broadcast::channel(4096).0,
-        stopped: watch::channel(false).0,
-        runner: watch::channel(false).0,
-        last_error: std::sync::Mutex::new(None),
-        failure: watch::channel(None).0,
-    });
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
-    {
-        let mut running = registry.running.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = running.get(V::NAME) {
-            // Another task started it while we opened the table.
-            if r.rust_type == rust_type {
-                return Ok(());
-            }
-            return Err(ViewError::DuplicateName {
-                name: V::NAME,
-                first: r.rust_type,
-                second: rust_type,
-            });
-        }
-        running.insert(
-            V::NAME,
-            RunningView {
-                rust_type,
-                shared: shared.clone(),
-                control: control_tx,
-            },
-        );
-    }
-    let supervisor = Supervisor::<V> {
-        events: app.store().clone(),
-        store,
-        shared,
-        control: control_rx,
-        pending: Vec::new(),
-        batch: registry.batch,
-    };
-    tokio::spawn(supervisor.run());
-    Ok(())
-}
-
 /// A table being folded, with the checkpoint this runner knows it is at.
 struct Run {
     table: Arc<dyn ViewTable>,
     checkpoint: u64,
 }
 
-/// Why leading stopped.
-enum Led {
-    /// The app is gone: stop for good.
-    Exit,
-    /// The lease was lost: go back to waiting for it.
-    LeaseLost,
-    /// The active table is of a newer version than this binary's: a newer
-    /// binary runs the view; only follow it.
-    Newer {
-        /// The active table's version.
-        active: u32,
-    },
-}
-
-struct Supervisor<V: View> {
-    events: Arc<dyn EventStore>,
+/// One view's runner, driven by the process layer's supervisor.
+struct Runner<V: View> {
+    tail: Tail,
     store: Arc<dyn ViewStore>,
     shared: Arc<Shared<V>>,
     control: mpsc::UnboundedReceiver<Control>,
     pending: Vec<oneshot::Sender<Result<(), ViewError>>>,
-    batch: usize,
 }
 
-impl<V: View> Supervisor<V> {
-    async fn run(mut self) {
-        // The newer version last warned about, so a rolling deploy logs once, not every second.
-        let mut warned_newer: Option<u32> = None;
-        loop {
-            if self.control.is_closed() {
-                break;
-            }
-            // A newer binary's table is active: do not even contend for the lease
-            // (holding it would keep the newer binary from running the view).
-            let newer = match self.newer_active().await {
-                Ok(newer) => newer,
-                Err(error) => {
-                    tracing::warn!(view = V::NAME, %error, "reading the view's tables failed");
-                    None
-                }
-            };
-            // `None`: try for the lease again at once; `Some(newer)`: follow for a
-            // while, `newer` being the active version when it is newer than ours.
-            let follow: Option<Option<u32>> = if let Some(active) = newer {
-                Some(Some(active))
-            } else {
-                match self.store.try_lease(V::NAME).await {
-                    Ok(Some(lease)) => {
-                        self.shared.runner.send_replace(true);
-                        let led = self.lead(&*lease).await;
-                        self.shared.runner.send_replace(false);
-                        drop(lease);
-                        match led {
-                            Ok(Led::Exit) => break,
-                            Ok(Led::LeaseLost) => {
-                                tracing::warn!(
-                                    view = V::NAME,
-                                    "lost the runner lease; waiting to take it back"
-                                );
-                                None
-                            }
-                            Ok(Led::Newer { active }) => Some(Some(active)),
-                            Err(error) => {
-                                tracing::error!(view = V::NAME, %error, "view runner failed; retrying in 1 s");
-                                *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                                    Some(error.to_string());
-                                self.shared.failed(&error);
-                                tokio::time::sleep(LEASE_RETRY).await;
-                                None
-                            }
-                        }
-                    }
-                    // Another process runs the view.
-                    Ok(None) => Some(None),
-                    Err(error) => {
-                        tracing::warn!(view = V::NAME, %error, "taking the runner lease failed; retrying in 1 s");
-                        tokio::time::sleep(LEASE_RETRY).await;
-                        None
-                    }
-                }
-            };
-            let Some(newer) = follow else { continue };
-            if let Some(active) = newer {
-                if warned_newer != Some(active) {
-                    warned_newer = Some(active);
-                    let message = format!(
-                        "view {}: the active table is version {active}, newer than this binary's version {}; \
-                         serving it and following, not building",
-                        V::NAME,
-                        V::VERSION
-                    );
-                    tracing::warn!(
-                        view = V::NAME,
-                        active_version = active,
-                        binary_version = V::VERSION,
-                        "the active table is of a newer version than this binary's; serving and following it, not building"
-                    );
-                    *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(message);
-                }
-            } else {
-                warned_newer = None;
-            }
-            // Another process runs the view: serve its tables and try again soon.
-            let until = tokio::time::Instant::now() + LEASE_RETRY;
-            while tokio::time::Instant::now() < until {
-                if let Err(error) = self.follow().await {
-                    tracing::warn!(view = V::NAME, %error, "refreshing a followed view failed");
-                }
-                tokio::time::sleep(FOLLOW_POLL).await;
-            }
-        }
-        self.shared.stopped.send_replace(true);
+#[async_trait]
+impl<V: View> Process for Runner<V> {
+    type Error = ViewError;
+
+    fn name(&self) -> &'static str {
+        V::NAME
     }
 
+    fn progress(&self) -> &Progress {
+        &self.shared.progress
+    }
+
+    fn is_closed(&self) -> bool {
+        self.control.is_closed()
+    }
+
+    /// A newer binary's table is active: do not even contend for the lease
+    /// (holding it would keep the newer binary from running the view).
+    async fn hold_off(&mut self) -> Result<Option<String>, ViewError> {
+        Ok(self.newer_active().await?.map(|active| {
+            format!(
+                "view {}: the active table is version {active}, newer than this binary's version {}; \
+                 serving it and following, not building",
+                V::NAME,
+                V::VERSION
+            )
+        }))
+    }
+
+    async fn try_lease(&mut self) -> Result<Option<Box<dyn Lease>>, ViewError> {
+        self.store.try_lease(V::NAME).await.map_err(storage::<V>)
+    }
+
+    async fn lead(&mut self, lease: &dyn Lease) -> Result<Led, ViewError> {
+        Runner::lead(self, lease).await
+    }
+
+    async fn follow(&mut self) -> Result<(), ViewError> {
+        Runner::follow(self).await
+    }
+}
+
+impl<V: View> Runner<V> {
     /// The version of the active table when it is newer than this binary's.
     async fn newer_active(&self) -> Result<Option<u32>, ViewError> {
         let infos = self.store.tables(V::NAME).await.map_err(storage::<V>)?;
@@ -316,7 +333,7 @@ impl<V: View> Supervisor<V> {
                     .map_err(storage::<V>)?;
                 self.swap(table, active.position);
             } else {
-                self.shared.publish(active.position);
+                self.shared.progress.publish(active.position);
             }
         }
         Ok(())
@@ -324,7 +341,7 @@ impl<V: View> Supervisor<V> {
 
     fn swap(&self, table: Arc<dyn ViewTable>, checkpoint: u64) {
         *self.shared.serving.write().unwrap_or_else(|e| e.into_inner()) = table;
-        self.shared.publish(checkpoint);
+        self.shared.progress.publish(checkpoint);
     }
 
     async fn new_build(&self, version: u32) -> Result<Run, ViewError> {
@@ -366,9 +383,7 @@ impl<V: View> Supervisor<V> {
                 if active.id.version > V::VERSION {
                     // A newer binary swapped in its version (a rolling deploy): building
                     // this older version would retire the newer table when it caught up.
-                    return Ok(Led::Newer {
-                        active: active.id.version,
-                    });
+                    return Ok(Led::HoldOff);
                 }
                 if active.id.version == V::VERSION {
                     live = Some(Run {
@@ -402,7 +417,6 @@ impl<V: View> Supervisor<V> {
             building = Some(self.new_build(V::VERSION).await?);
         }
 
-        let mut head = self.events.watch_head();
         loop {
             if lease.is_lost() {
                 return Ok(Led::LeaseLost);
@@ -419,10 +433,9 @@ impl<V: View> Supervisor<V> {
                     Err(mpsc::error::TryRecvError::Disconnected) => return Ok(Led::Exit),
                 }
             }
-            head.borrow_and_update();
             let mut progressed = false;
             if let Some(run) = building.as_mut() {
-                let read = step::<V>(&*self.events, run, self.batch, None).await?;
+                let read = step::<V>(&mut self.tail, run, None).await?;
                 if read == 0 {
                     // Caught up with the log: swap it in, atomically in storage and here.
                     let Some(run) = building.take() else {
@@ -448,16 +461,18 @@ impl<V: View> Supervisor<V> {
             }
             if let Some(run) = live.as_mut() {
                 let serving = Arc::ptr_eq(&run.table, &self.shared.serving());
-                let read =
-                    step::<V>(&*self.events, run, self.batch, serving.then_some(&*self.shared)).await?;
+                let read = step::<V>(&mut self.tail, run, serving.then_some(&*self.shared)).await?;
                 progressed |= read > 0;
             }
             if progressed {
-                self.shared.progressed();
+                self.shared.progress.progressed();
             } else {
                 tokio::select! {
-                    _ = head.changed() => {}
-                    _ = tokio::time::sleep(IDLE_WAIT) => {}
+                    waited = self.tail.wait(IDLE_WAIT) => waited.map_err(|source| ViewError::Log {
+                        view: V::NAME,
+                        position: live.as_ref().map_or(0, |r| r.checkpoint) + 1,
+                        source,
+                    })?,
                     control = self.control.recv() => match control {
                         Some(Control::Rebuild(done)) => {
                             if building.is_none() {
@@ -476,14 +491,13 @@ impl<V: View> Supervisor<V> {
 /// Reads one batch after `run.checkpoint`, folds it and commits it. Returns how
 /// many events were read (0: the table is at the head of the log).
 async fn step<V: View>(
-    events: &dyn EventStore,
+    tail: &mut Tail,
     run: &mut Run,
-    batch: usize,
     shared: Option<&Shared<V>>,
 ) -> Result<usize, ViewError> {
     let from = run.checkpoint + 1;
-    let records = events
-        .read_all(from, batch)
+    let records = tail
+        .read_after(run.checkpoint)
         .await
         .map_err(|source| ViewError::Log {
             view: V::NAME,
@@ -521,103 +535,7 @@ async fn step<V: View>(
         for change in changes {
             let _ = shared.changes.send(change);
         }
-        shared.publish(to);
+        shared.progress.publish(to);
     }
     Ok(records.len())
-}
-
-/// A row touched by the batch: loaded once, folded, written once.
-struct Touched<V> {
-    key: String,
-    row: Option<V>,
-}
-
-/// Folds `records` into the rows they touch. Returns the row writes and, when
-/// asked, the changes for the live stream.
-pub(crate) async fn fold_batch<V: View>(
-    table: &dyn ViewTable,
-    records: &[RecordedEvent],
-    to: u64,
-    want_changes: bool,
-) -> Result<(Vec<RowWrite>, Vec<RowChange<V>>), ViewError> {
-    // Pass 1: decode the events the view handles and find their rows.
-    let mut routed: Vec<(usize, usize, V::Routed)> = Vec::new();
-    let mut slots: HashMap<String, usize> = HashMap::new();
-    let mut touched: Vec<Touched<V>> = Vec::new();
-    let mut out = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let meta = EventMeta::of(record);
-        V::route(record, &meta, &mut out).map_err(|source| ViewError::Decode {
-            view: V::NAME,
-            position: record.position,
-            event_type: record.event_type.clone(),
-            source,
-        })?;
-        for (key, event) in out.drain(..) {
-            let slot = match slots.get(&key) {
-                Some(&slot) => slot,
-                None => {
-                    let slot = touched.len();
-                    slots.insert(key.clone(), slot);
-                    touched.push(Touched { key, row: None });
-                    slot
-                }
-            };
-            routed.push((i, slot, event));
-        }
-    }
-    if touched.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    // Load every touched row in one read.
-    let keys: Vec<String> = touched.iter().map(|t| t.key.clone()).collect();
-    let loaded = table.get_many(&keys).await.map_err(storage::<V>)?;
-    for (slot, bytes) in touched.iter_mut().zip(loaded) {
-        if let Some(bytes) = bytes {
-            slot.row = Some(ROW_CODEC.decode(&bytes).map_err(|source| ViewError::Row {
-                view: V::NAME,
-                key: slot.key.clone(),
-                source,
-            })?);
-        }
-    }
-    // Pass 2: fold.
-    for (i, slot, event) in routed {
-        let meta = EventMeta::of(&records[i]);
-        let slot = &mut touched[slot];
-        let row = slot.row.get_or_insert_with(V::default);
-        if row.apply(event, &meta) == ViewOp::Delete {
-            slot.row = None;
-        }
-    }
-    // Encode each touched row once.
-    let mut writes = Vec::with_capacity(touched.len());
-    let mut changes = Vec::new();
-    for slot in touched {
-        let write = match &slot.row {
-            Some(row) => RowWrite {
-                row: Some(ROW_CODEC.encode(row).map_err(|source| ViewError::Row {
-                    view: V::NAME,
-                    key: slot.key.clone(),
-                    source,
-                })?),
-                indexes: row.index_values(),
-                key: slot.key.clone(),
-            },
-            None => RowWrite {
-                key: slot.key.clone(),
-                row: None,
-                indexes: Vec::new(),
-            },
-        };
-        writes.push(write);
-        if want_changes {
-            changes.push(RowChange {
-                key: slot.key,
-                row: slot.row,
-                position: to,
-            });
-        }
-    }
-    Ok((writes, changes))
 }

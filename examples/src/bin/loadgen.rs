@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use factum::prelude::*;
+use factum::sqlite::SqliteStore;
 use factum::store::EventStore;
-use factum::store::SqliteStore;
 use factum::{EntityRef, EventSet, MemoryStore, PostgresStore};
 use factum_examples::bank::{Account, AccountError, Deposit, Open, Withdraw};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use factum::App;
-use factum::store::{EventStore, PostgresStore, SqliteStore};
-use factum::view::{PostgresViewStore, SqliteViewStore, ViewStore};
+use factum::postgres::{PostgresStore, PostgresViewStore};
+use factum::sqlite::{SqliteStore, SqliteViewStore};
+use factum::store::EventStore;
+use factum::view::ViewStore;
 use factum_tests::views::Tally;
 
 fn say(line: &str) {

@@ -54,10 +54,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
 
-use super::{
+use crate::codec::Codec;
+use crate::sql;
+use crate::store::{
     AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, validate_append,
 };
-use crate::codec::Codec;
 use crate::time::Timestamp;
 
 const BACKEND: &str = "postgres";
@@ -151,15 +152,12 @@ fn backend_error(
     context: impl Into<String>,
     source: impl Into<Box<dyn StdError + Send + Sync>>,
 ) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        context: context.into(),
-        source: source.into(),
-    }
+    StoreError::backend(BACKEND, context, source)
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+/// A stored integer of table `events` as a position or version, or `CorruptTable`.
+fn unsigned(stored: i64, row: impl FnOnce() -> String) -> Result<u64, StoreError> {
+    sql::unsigned(stored, BACKEND, "events", row)
 }
 
 /// Settings for [`PostgresStore`]; start with [`PostgresStore::connect`] and
@@ -356,11 +354,11 @@ impl PostgresStore {
                 .query_one(&sql.head, &[])
                 .await
                 .map_err(|e| backend_error("reading the head", e))?;
-            u64::try_from(
+            unsigned(
                 row.try_get::<_, i64>(0)
                     .map_err(|e| backend_error("reading the head", e))?,
-            )
-            .unwrap_or(0)
+                || "head".to_owned(),
+            )?
         };
         let head = Arc::new(watch::channel(head_now).0);
         let (commands, queue) = mpsc::unbounded_channel();
@@ -534,8 +532,9 @@ async fn listen(
         }
         let Ok(client) = pool.get().await else { continue };
         if let Ok(row) = client.query_one(&head_sql, &[]).await {
-            if let Ok(position) = row.try_get::<_, i64>(0) {
-                raise_head(&head, u64::try_from(position).unwrap_or(0));
+            // A negative head (a damaged counter) raises nothing; reads report it.
+            if let Some(position) = row.try_get::<_, i64>(0).ok().and_then(|p| u64::try_from(p).ok()) {
+                raise_head(&head, position);
             }
         }
     }
@@ -617,7 +616,7 @@ impl Writer {
             for (leader, p) in followers {
                 match final_versions.get(leader).copied().flatten() {
                     Some(actual) if actual != p.request.expected_version => {
-                        let _ = p.reply.send(Err(conflict(&p.request, actual)));
+                        let _ = p.reply.send(Err(StoreError::conflict(&p.request, actual)));
                     }
                     // Never a conflict with expected == actual: the follower
                     // may well succeed, so it goes first in the next batch.
@@ -719,9 +718,8 @@ impl Writer {
         request: &AppendRequest,
         actual: u64,
     ) -> Result<Appended, StoreError> {
-        let n = request.events.len() as u64;
-        if n == 0 || actual != request.expected_version.saturating_add(n) {
-            return Err(conflict(request, actual));
+        if !sql::may_have_committed(request, actual) {
+            return Err(StoreError::conflict(request, actual));
         }
         let client = self
             .pool
@@ -734,14 +732,13 @@ impl Writer {
                 &[
                     &request.stream_type,
                     &request.stream_id,
-                    &to_i64(request.expected_version),
-                    &to_i64(actual),
+                    &sql::int(request.expected_version),
+                    &sql::int(actual),
                 ],
             )
             .await
             .map_err(|e| backend_error_for(request, e.to_string()))?;
-        let mut positions = Vec::with_capacity(rows.len());
-        let mut ids = Vec::with_capacity(rows.len());
+        let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
             let position: i64 = row
                 .try_get(0)
@@ -749,22 +746,12 @@ impl Writer {
             let id: Uuid = row
                 .try_get(1)
                 .map_err(|e| backend_error_for(request, e.to_string()))?;
-            positions.push(u64::try_from(position).unwrap_or(0));
-            ids.push(id);
+            let position = unsigned(position, || {
+                format!("position of stream {}/{}", request.stream_type, request.stream_id)
+            })?;
+            stored.push((position, id));
         }
-        let own = ids.len() == request.events.len()
-            && ids
-                .iter()
-                .zip(&request.events)
-                .all(|(stored, e)| *stored == e.metadata.event_id);
-        match (own, positions.first(), positions.last()) {
-            (true, Some(&first_position), Some(&last_position)) => Ok(Appended {
-                version: actual,
-                first_position,
-                last_position,
-            }),
-            _ => Err(conflict(request, actual)),
-        }
+        sql::acknowledge(request, actual, &stored)
     }
 
     async fn current_version(&self, request: &AppendRequest) -> Result<u64, StoreError> {
@@ -780,7 +767,12 @@ impl Writer {
         let v: i64 = row
             .try_get(0)
             .map_err(|e| backend_error_for(request, e.to_string()))?;
-        Ok(u64::try_from(v).unwrap_or(0))
+        unsigned(v, || {
+            format!(
+                "max(version) of stream {}/{}",
+                request.stream_type, request.stream_id
+            )
+        })
     }
 
     async fn execute(&self, requests: &[&AppendRequest]) -> Result<Vec<RequestOutcome>, ExecError> {
@@ -812,7 +804,7 @@ impl Writer {
         for (i, r) in requests.iter().enumerate() {
             stream_types.push(r.stream_type.as_str());
             stream_ids.push(r.stream_id.as_str());
-            expected.push(to_i64(r.expected_version));
+            expected.push(sql::int(r.expected_version));
             for (j, e) in r.events.iter().enumerate() {
                 req.push(i as i64 + 1);
                 ord.push(j as i64 + 1);
@@ -872,14 +864,23 @@ impl Writer {
         rows.iter()
             .map(|row| {
                 let unknown = |e: tokio_postgres::Error| ExecError::Unknown(e.to_string());
+                // A negative version or position is an unknown outcome naming
+                // it, never a clamped one.
+                let unsigned = |column: &str, v: i64| {
+                    u64::try_from(v).map_err(|_| {
+                        ExecError::Unknown(format!("the append answered a negative {column} ({v})"))
+                    })
+                };
                 let actual: i64 = row.try_get(1).map_err(unknown)?;
                 let first: Option<i64> = row.try_get(2).map_err(unknown)?;
                 let last: Option<i64> = row.try_get(3).map_err(unknown)?;
+                let positions = match first.zip(last) {
+                    Some((f, l)) => Some((unsigned("position", f)?, unsigned("position", l)?)),
+                    None => None,
+                };
                 Ok(RequestOutcome {
-                    actual: u64::try_from(actual).unwrap_or(0),
-                    positions: first
-                        .zip(last)
-                        .map(|(f, l)| (u64::try_from(f).unwrap_or(0), u64::try_from(l).unwrap_or(0))),
+                    actual: unsigned("version", actual)?,
+                    positions,
                 })
             })
             .collect()
@@ -927,15 +928,6 @@ impl std::fmt::Display for ExecError {
             ExecError::Refused(e) => write!(f, "{e}"),
             ExecError::Unsent(m) | ExecError::Unknown(m) => f.write_str(m),
         }
-    }
-}
-
-fn conflict(request: &AppendRequest, actual: u64) -> StoreError {
-    StoreError::Conflict {
-        stream_type: request.stream_type.clone(),
-        stream_id: request.stream_id.clone(),
-        expected: request.expected_version,
-        actual,
     }
 }
 
@@ -999,7 +991,7 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
             },
         })
     })();
-    super::assemble(stream_type, stream_id, version, rest)
+    sql::assemble(stream_type, stream_id, version, rest)
 }
 
 #[async_trait]
@@ -1056,7 +1048,7 @@ impl EventStore for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query_events(
             &self.inner.sql.read_stream,
-            &[&stream_type, &stream_id, &to_i64(from_version), &limit],
+            &[&stream_type, &stream_id, &sql::int(from_version), &limit],
             || format!("reading stream {stream_type}/{stream_id} from version {from_version}"),
         )
         .await
@@ -1069,7 +1061,7 @@ impl EventStore for PostgresStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query_events(
             &self.inner.sql.read_all,
-            &[&to_i64(from_position), &limit],
+            &[&sql::int(from_position), &limit],
             || format!("reading the log from position {from_position}"),
         )
         .await
@@ -1083,7 +1075,7 @@ impl EventStore for PostgresStore {
             .await
             .map_err(|e| backend_error(context(), e))?;
         let v: i64 = row.try_get(0).map_err(|e| backend_error(context(), e))?;
-        Ok(u64::try_from(v).unwrap_or(0))
+        unsigned(v, || format!("max(version) of stream {stream_type}/{stream_id}"))
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
@@ -1093,7 +1085,7 @@ impl EventStore for PostgresStore {
             .await
             .map_err(|e| backend_error("reading the head", e))?;
         let v: i64 = row.try_get(0).map_err(|e| backend_error("reading the head", e))?;
-        Ok(u64::try_from(v).unwrap_or(0))
+        unsigned(v, || "head".to_owned())
     }
 
     fn watch_head(&self) -> watch::Receiver<u64> {
@@ -1114,7 +1106,7 @@ impl EventStore for PostgresStore {
                 &[
                     &snapshot.stream_type,
                     &snapshot.stream_id,
-                    &to_i64(snapshot.version),
+                    &sql::int(snapshot.version),
                     &i16::from(snapshot.codec.id()),
                     &snapshot.payload,
                 ],

@@ -26,10 +26,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use super::{
+use crate::codec::Codec;
+use crate::sql;
+use crate::store::{
     AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, validate_append,
 };
-use crate::codec::Codec;
 use crate::time::Timestamp;
 
 const BACKEND: &str = "sqlite";
@@ -193,15 +194,23 @@ fn backend_error(
     context: impl Into<String>,
     source: impl Into<Box<dyn StdError + Send + Sync>>,
 ) -> StoreError {
-    StoreError::Backend {
-        backend: BACKEND,
-        context: context.into(),
-        source: source.into(),
-    }
+    StoreError::backend(BACKEND, context, source)
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+/// A failure while appending `request`, naming its stream and expected version.
+fn append_error(request: &AppendRequest, context: &str, e: rusqlite::Error) -> StoreError {
+    backend_error(
+        format!(
+            "{context} for stream {}/{} at version {}",
+            request.stream_type, request.stream_id, request.expected_version
+        ),
+        e,
+    )
+}
+
+/// A stored integer of table `events` as a position or version, or `CorruptTable`.
+fn unsigned(stored: i64, row: impl FnOnce() -> String) -> Result<u64, StoreError> {
+    crate::sql::unsigned(stored, BACKEND, "events", row)
 }
 
 impl SqliteStore {
@@ -227,13 +236,12 @@ impl SqliteStore {
         configure_writer(&conn, options.synchronous)
             .map_err(|e| backend_error(format!("configuring {shown}"), e))?;
         migrate(&mut conn, &shown)?;
-        let head: u64 = conn
+        let head = conn
             .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
                 r.get::<_, i64>(0)
             })
-            .map_err(|e| backend_error(format!("reading the head of {shown}"), e))?
-            .try_into()
-            .unwrap_or(0);
+            .map_err(|e| backend_error(format!("reading the head of {shown}"), e))?;
+        let head = unsigned(head, || "max(position)".to_owned())?;
         let head = Arc::new(watch::channel(head).0);
         let (commands, queue) = mpsc::channel();
         let writer = Writer {
@@ -527,7 +535,7 @@ impl Writer {
         &mut self,
         request: &AppendRequest,
         pending: &HashMap<(String, String), u64>,
-    ) -> rusqlite::Result<u64> {
+    ) -> Result<u64, StoreError> {
         let key = (request.stream_type.clone(), request.stream_id.clone());
         if let Some(v) = pending.get(&key) {
             return Ok(*v);
@@ -543,9 +551,15 @@ impl Writer {
             .conn
             .prepare_cached(
                 "SELECT coalesce(max(version), 0) FROM events WHERE stream_type = ?1 AND stream_id = ?2",
-            )?
-            .query_row(params![request.stream_type, request.stream_id], |r| r.get(0))?;
-        Ok(u64::try_from(v).unwrap_or(0))
+            )
+            .and_then(|mut s| s.query_row(params![request.stream_type, request.stream_id], |r| r.get(0)))
+            .map_err(|e| append_error(request, "reading the stream version", e))?;
+        unsigned(v, || {
+            format!(
+                "max(version) of stream {}/{}",
+                request.stream_type, request.stream_id
+            )
+        })
     }
 
     fn next_position(&mut self) -> rusqlite::Result<u64> {
@@ -556,7 +570,10 @@ impl Writer {
             .conn
             .prepare_cached("SELECT coalesce(max(position), 0) FROM events")?
             .query_row([], |r| r.get(0))?;
-        let p = u64::try_from(max).unwrap_or(0) + 1;
+        // A negative head was never written by factum: the append fails naming
+        // the value instead of numbering from a clamped head.
+        let max = u64::try_from(max).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, max))?;
+        let p = max + 1;
         self.next_position = Some(p);
         Ok(p)
     }
@@ -566,22 +583,10 @@ impl Writer {
         request: &AppendRequest,
         pending: &mut HashMap<(String, String), u64>,
     ) -> Result<Appended, StoreError> {
-        let named = |context: &str, e: rusqlite::Error| {
-            backend_error(
-                format!(
-                    "{context} for stream {}/{} at version {}",
-                    request.stream_type, request.stream_id, request.expected_version
-                ),
-                e,
-            )
-        };
-        let current = self
-            .current_version(request, pending)
-            .map_err(|e| named("reading the stream version", e))?;
+        let named = |context: &str, e: rusqlite::Error| append_error(request, context, e);
+        let current = self.current_version(request, pending)?;
         if current != request.expected_version {
-            return self
-                .conflict_or_acknowledge(request, current)
-                .map_err(|e| named("reading the stream's events", e))?;
+            return self.conflict_or_acknowledge(request, current);
         }
         if request.events.is_empty() {
             return Ok(Appended {
@@ -596,13 +601,9 @@ impl Writer {
             // Re-read both and try once more, or report what is really there.
             Err(e) if is_constraint_violation(&e) => {
                 self.forget_stream(request);
-                let actual = self
-                    .current_version(request, pending)
-                    .map_err(|e| named("reading the stream version", e))?;
+                let actual = self.current_version(request, pending)?;
                 if actual != request.expected_version {
-                    return self
-                        .conflict_or_acknowledge(request, actual)
-                        .map_err(|e| named("reading the stream's events", e))?;
+                    return self.conflict_or_acknowledge(request, actual);
                 }
                 self.insert_request(request, actual, pending)
                     .map_err(|e| named("appending", e))
@@ -619,54 +620,45 @@ impl Writer {
         }
     }
 
-    /// The stream is at `actual`, not at the expected version. If it is
-    /// exactly where this append would have left it and the events there are
-    /// this request's own (event ids are deterministic per command), the
-    /// append already committed — an earlier attempt whose answer was lost —
-    /// and is acknowledged; anything else is a conflict.
+    /// The stream is at `actual`, not at the expected version: acknowledged
+    /// if the events there are this request's own (an earlier attempt whose
+    /// answer was lost), else a conflict ([`sql::acknowledge`]).
     fn conflict_or_acknowledge(
         &mut self,
         request: &AppendRequest,
         actual: u64,
-    ) -> rusqlite::Result<Result<Appended, StoreError>> {
-        let conflict = || StoreError::Conflict {
-            stream_type: request.stream_type.clone(),
-            stream_id: request.stream_id.clone(),
-            expected: request.expected_version,
-            actual,
-        };
-        let n = request.events.len() as u64;
-        if n == 0 || actual != request.expected_version.saturating_add(n) {
-            return Ok(Err(conflict()));
+    ) -> Result<Appended, StoreError> {
+        if !sql::may_have_committed(request, actual) {
+            return Err(StoreError::conflict(request, actual));
         }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT position, event_id FROM events WHERE stream_type = ?1 AND stream_id = ?2 \
-             AND version > ?3 AND version <= ?4 ORDER BY version",
-        )?;
-        let stored = stmt
-            .query_map(
-                params![
-                    request.stream_type,
-                    request.stream_id,
-                    to_i64(request.expected_version),
-                    to_i64(actual)
-                ],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
-            )?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let own = stored.len() == request.events.len()
-            && stored
-                .iter()
-                .zip(&request.events)
-                .all(|((_, id), e)| id.as_slice() == e.metadata.event_id.as_bytes().as_slice());
-        Ok(match (own, stored.first(), stored.last()) {
-            (true, Some((first, _)), Some((last, _))) => Ok(Appended {
-                version: actual,
-                first_position: u64::try_from(*first).unwrap_or(0),
-                last_position: u64::try_from(*last).unwrap_or(0),
-            }),
-            _ => Err(conflict()),
-        })
+        let stored = self
+            .conn
+            .prepare_cached(
+                "SELECT position, event_id FROM events WHERE stream_type = ?1 AND stream_id = ?2 \
+                 AND version > ?3 AND version <= ?4 ORDER BY version",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(
+                    params![
+                        request.stream_type,
+                        request.stream_id,
+                        sql::int(request.expected_version),
+                        sql::int(actual)
+                    ],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| append_error(request, "reading the stream's events", e))?;
+        let mut own = Vec::with_capacity(stored.len());
+        for (position, id) in stored {
+            let position = unsigned(position, || {
+                format!("position of stream {}/{}", request.stream_type, request.stream_id)
+            })?;
+            // An id that is not 16 bytes is no event id of this request: a conflict, not a match.
+            own.push((position, Uuid::from_slice(&id).unwrap_or(Uuid::nil())));
+        }
+        sql::acknowledge(request, actual, &own)
     }
 
     /// Inserts a non-empty request's events at `current + 1..`, all or nothing.
@@ -726,10 +718,10 @@ impl Writer {
         for (i, event) in request.events.iter().enumerate() {
             let m = &event.metadata;
             stmt.execute(params![
-                to_i64(first_position + i as u64),
+                sql::int(first_position + i as u64),
                 request.stream_type,
                 request.stream_id,
-                to_i64(request.expected_version + i as u64 + 1),
+                sql::int(request.expected_version + i as u64 + 1),
                 event.event_type,
                 i64::from(event.schema_version),
                 i64::from(event.codec.id()),
@@ -757,7 +749,7 @@ impl Writer {
                 s.execute(params![
                     snapshot.stream_type,
                     snapshot.stream_id,
-                    to_i64(snapshot.version),
+                    sql::int(snapshot.version),
                     i64::from(snapshot.codec.id()),
                     snapshot.payload,
                 ])
@@ -888,7 +880,7 @@ fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
             },
         })
     })();
-    super::assemble(stream_type, stream_id, version, rest)
+    sql::assemble(stream_type, stream_id, version, rest)
 }
 
 fn query_events(
@@ -952,7 +944,7 @@ impl EventStore for SqliteStore {
             query_events(
                 conn,
                 &sql,
-                params![stream_type, stream_id, to_i64(from_version), to_limit(limit)],
+                params![stream_type, stream_id, sql::int(from_version), to_limit(limit)],
                 limit,
                 || format!("reading stream {stream_type}/{stream_id} from version {from_version}"),
             )
@@ -970,7 +962,7 @@ impl EventStore for SqliteStore {
             query_events(
                 conn,
                 &sql,
-                params![to_i64(from_position), to_limit(limit)],
+                params![sql::int(from_position), to_limit(limit)],
                 limit,
                 || format!("reading the log from position {from_position}"),
             )
@@ -985,13 +977,13 @@ impl EventStore for SqliteStore {
                 "SELECT coalesce(max(version), 0) FROM events WHERE stream_type = ?1 AND stream_id = ?2",
             )
             .and_then(|mut s| s.query_row(params![stream_type, stream_id], |r| r.get::<_, i64>(0)))
-            .map(|v| u64::try_from(v).unwrap_or(0))
             .map_err(|e| {
                 backend_error(
                     format!("reading the version of stream {stream_type}/{stream_id}"),
                     e,
                 )
             })
+            .and_then(|v| unsigned(v, || format!("max(version) of stream {stream_type}/{stream_id}")))
         })
         .await
     }
@@ -1000,8 +992,8 @@ impl EventStore for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached("SELECT coalesce(max(position), 0) FROM events")
                 .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-                .map(|v| u64::try_from(v).unwrap_or(0))
                 .map_err(|e| backend_error("reading the head", e))
+                .and_then(|v| unsigned(v, || "max(position)".to_owned()))
         })
         .await
     }

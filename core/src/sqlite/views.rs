@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{
-    Commit, Lease, LocalLease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
-    check_view_name,
+use crate::process::{Lease, LocalLease};
+use crate::view::backend::{
+    Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
 };
 
 const BACKEND: &str = "sqlite";

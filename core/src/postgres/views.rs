@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 
-use super::{
-    Commit, Lease, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
+use crate::process::Lease;
+use crate::view::backend::{
+    Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
 };
 
 const BACKEND: &str = "postgres";

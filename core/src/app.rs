@@ -1,0 +1,232 @@
+//! The composition root: [`App`] holds the subsystems (the command side, the
+//! views) over one shared [`Env`], and [`AppBuilder`] configures them.
+//! Subsystems never reach into `App`; only the crate root imports this module.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::codec::Codec;
+use crate::command::{Commands, EntityRef};
+use crate::entity::Entity;
+use crate::env::Env;
+use crate::store::{EventStore, MemoryStore};
+use crate::time::{Clock, SystemClock};
+use crate::view::{View, ViewError, ViewHandle, ViewSettings, ViewStore, Views};
+
+/// A running factum application: a store, a clock, and the cache of hot entities.
+/// Cloning is cheap and shares everything.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env,
+    commands: Arc<Commands>,
+    views: Views,
+}
+
+/// Configures an [`App`]. Start with [`App::builder`].
+pub struct AppBuilder {
+    store: Option<Arc<dyn EventStore>>,
+    codec: Option<Codec>,
+    clock: Arc<dyn Clock>,
+    max_attempts: u32,
+    cache_capacity: usize,
+    views: ViewSettings,
+}
+
+impl AppBuilder {
+    /// Where views keep their rows and checkpoints (default: a [`MemoryViewStore`](crate::view::MemoryViewStore)).
+    pub fn view_store(mut self, store: impl ViewStore) -> Self {
+        self.views.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The view store, already shared.
+    pub fn shared_view_store(mut self, store: Arc<dyn ViewStore>) -> Self {
+        self.views.store = Some(store);
+        self
+    }
+
+    /// How many events a view folds per transaction (default 4096).
+    pub fn view_batch(mut self, events: usize) -> Self {
+        self.views.batch = events.max(1);
+        self
+    }
+
+    /// The event store (default: a [`MemoryStore`]).
+    pub fn store(mut self, store: impl EventStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The event store: the SQLite file at `path` (created if missing), with
+    /// the default options. `App::builder().clock(c).sqlite("bank.db")?.build()`.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(self, path: impl AsRef<std::path::Path>) -> Result<Self, crate::store::StoreError> {
+        Ok(self.store(crate::sqlite::SqliteStore::open(path)?))
+    }
+
+    /// The event store, already shared.
+    pub fn shared_store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The codec new events and snapshots are written with (default: the
+    /// store's, [`EventStore::codec`]). Stored records always decode with the
+    /// codec that wrote them.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// The clock commands read their time from (default: the wall clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How often a command is tried when other writers keep winning (default 16).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How many entities stay cached, per entity type, before idle ones are
+    /// dropped (default 100,000).
+    pub fn cache_capacity(mut self, entities: usize) -> Self {
+        self.cache_capacity = entities.max(1);
+        self
+    }
+
+    /// The app.
+    pub fn build(self) -> App {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let codec = self.codec.unwrap_or_else(|| store.codec());
+        let env = Env::new(store, self.clock, codec);
+        App {
+            inner: Arc::new(Inner {
+                commands: Arc::new(Commands::new(env.clone(), self.max_attempts, self.cache_capacity)),
+                views: Views::new(env.clone(), self.views),
+                env,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("store", &self.inner.env.store().backend())
+            .field("codec", &self.inner.env.codec())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// A builder. Without a store it builds over memory (like [`App::in_memory`]);
+    /// applications use [`App::open`] or [`AppBuilder::sqlite`] for the SQLite default.
+    pub fn builder() -> AppBuilder {
+        AppBuilder {
+            store: None,
+            codec: None,
+            clock: Arc::new(SystemClock),
+            max_attempts: 16,
+            cache_capacity: 100_000,
+            views: ViewSettings::default(),
+        }
+    }
+
+    /// An app over a fresh [`MemoryStore`]: for tests and examples that need no disk.
+    pub fn in_memory() -> App {
+        App::builder().build()
+    }
+
+    /// An app over the SQLite file at `path` (created if missing): the embedded
+    /// default, durable (`synchronous=FULL`), one file. For other SQLite options
+    /// build a [`SqliteStore`](crate::sqlite::SqliteStore) and use [`App::new`].
+    #[cfg(feature = "sqlite")]
+    pub async fn open(path: impl AsRef<std::path::Path>) -> Result<App, crate::store::StoreError> {
+        let path = path.as_ref().to_owned();
+        let store = tokio::task::spawn_blocking(move || crate::sqlite::SqliteStore::open(path))
+            .await
+            .map_err(|e| crate::store::StoreError::Backend {
+                backend: "sqlite",
+                context: "opening the store".to_owned(),
+                source: Box::new(e),
+            })??;
+        Ok(App::new(store))
+    }
+
+    /// An app over `store` with the other defaults. To choose the clock, the
+    /// codec or the cache size as well, use the builder:
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), factum::store::StoreError> {
+    /// use factum::prelude::*;
+    /// let clock = ManualClock::new(Timestamp::parse("2030-01-01T00:00:00Z").unwrap());
+    /// let app = App::builder().clock(clock.clone()).sqlite("library.db")?.build();
+    /// clock.advance(std::time::Duration::from_secs(22 * 86_400)); // the next command is 22 days later
+    /// # Ok(()) }
+    /// ```
+    pub fn new(store: impl EventStore) -> App {
+        App::builder().store(store).build()
+    }
+
+    /// The store this app writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        self.inner.env.store()
+    }
+
+    /// The store, clock and codec this app's subsystems share.
+    pub fn env(&self) -> &Env {
+        &self.inner.env
+    }
+
+    /// The entity of type `E` with this id. Cheap; the entity is loaded on first use
+    /// and stays cached. Keep the returned handle to skip the cache lookup.
+    pub fn entity<E: Entity>(&self, id: impl AsRef<str>) -> EntityRef<E> {
+        self.inner.commands.entity::<E>(id.as_ref())
+    }
+
+    /// This app's views: start them, read them, rebuild them.
+    pub fn views(&self) -> &Views {
+        &self.inner.views
+    }
+
+    /// Where this app's views keep their rows.
+    pub fn view_store(&self) -> &Arc<dyn ViewStore> {
+        self.inner.views.store()
+    }
+
+    /// The view `V`. Its queries fail with [`ViewError::NotRunning`] until the
+    /// view is started ([`App::start_views`] or [`App::start_view`]).
+    pub fn view<V: View>(&self) -> ViewHandle<V> {
+        self.inner.views.get::<V>()
+    }
+
+    /// Discovers every view linked into the program and starts its runner.
+    /// Fails on two views with one name. Views already started are left alone.
+    pub async fn start_views(&self) -> Result<Vec<&'static str>, ViewError> {
+        self.inner.views.start_all().await
+    }
+
+    /// Starts the runner of one view (no-op if it runs already).
+    pub async fn start_view<V: View>(&self) -> Result<(), ViewError> {
+        self.inner.views.start::<V>().await
+    }
+
+    /// The names of the views running on this app.
+    pub fn running_views(&self) -> Vec<&'static str> {
+        self.inner.views.names()
+    }
+
+    /// Rebuilds the view `name` from position 0 beside the live table and swaps
+    /// when it has caught up; resolves after the swap. Queries are answered by
+    /// the old table meanwhile.
+    pub async fn rebuild_view(&self, name: &str) -> Result<(), ViewError> {
+        self.inner.views.rebuild(name).await
+    }
+}

@@ -1,0 +1,115 @@
+//! Loading an entity: from its latest snapshot and the events after it, or on
+//! from the cached version after a conflict; and saving snapshots.
+
+use crate::entity::Entity;
+use crate::event::EventSet;
+use crate::store::{RecordedEvent, Snapshot};
+
+use super::cache::Loaded;
+use super::{EntityRef, LOAD_PAGE, LoadError};
+
+impl<E: Entity> EntityRef<E> {
+    /// Brings the cached state up to the store: from a snapshot and the events
+    /// after it when `from_scratch`, else from the cached version on.
+    pub(super) async fn catch_up(&self, slot: &mut Loaded<E>, from_scratch: bool) -> Result<(), LoadError> {
+        let store = self.commands.env.store();
+        // Stale until the end: a failed read or a panicking `apply` part-way
+        // leaves a reload from scratch behind, never a half-applied state.
+        slot.fresh = false;
+        if from_scratch {
+            slot.state = E::default();
+            slot.version = 0;
+            if E::SNAPSHOT_EVERY > 0 {
+                self.restore_snapshot(slot).await?;
+            }
+        }
+        loop {
+            let page = store
+                .read_stream(E::NAME, &self.id, slot.version + 1, LOAD_PAGE)
+                .await?;
+            let full = page.len() == LOAD_PAGE;
+            for record in &page {
+                let event = self.decode(record, slot.version + 1)?;
+                slot.state.apply(&event);
+                slot.version = record.version;
+            }
+            if !full {
+                break;
+            }
+        }
+        slot.fresh = true;
+        Ok(())
+    }
+
+    async fn restore_snapshot(&self, slot: &mut Loaded<E>) -> Result<(), LoadError> {
+        let Some(snapshot) = self.commands.env.store().load_snapshot(E::NAME, &self.id).await? else {
+            return Ok(());
+        };
+        match E::decode_snapshot(snapshot.codec, &snapshot.payload) {
+            Some(Ok(state)) => {
+                slot.state = state;
+                slot.version = snapshot.version;
+            }
+            Some(Err(error)) => tracing::warn!(
+                entity = E::NAME,
+                id = %self.id,
+                version = snapshot.version,
+                %error,
+                "snapshot no longer decodes (the state type changed?); rebuilding from events"
+            ),
+            None => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn decode(&self, record: &RecordedEvent, expected: u64) -> Result<E::Event, LoadError> {
+        if record.version != expected {
+            return Err(LoadError::Gap {
+                stream_type: E::NAME,
+                stream_id: String::from(&*self.id),
+                expected,
+                found: record.version,
+            });
+        }
+        E::Event::decode(
+            &record.event_type,
+            record.schema_version,
+            record.codec,
+            &record.payload,
+        )
+        .map_err(|source| LoadError::Decode {
+            stream_type: E::NAME,
+            stream_id: String::from(&*self.id),
+            version: record.version,
+            source,
+        })
+    }
+
+    /// Stores a snapshot when the version just crossed a multiple of
+    /// `snapshot_every`. A failure is logged, never the command's failure.
+    pub(super) async fn maybe_snapshot(&self, slot: &Loaded<E>, before: u64) {
+        let every = E::SNAPSHOT_EVERY;
+        if every == 0 || slot.version / every == before / every {
+            return;
+        }
+        let codec = self.commands.env.codec();
+        let payload = match slot.state.encode_snapshot(codec) {
+            Some(Ok(payload)) => payload,
+            Some(Err(error)) => {
+                tracing::warn!(entity = E::NAME, id = %self.id, %error, "snapshot does not encode; skipped");
+                return;
+            }
+            None => return,
+        };
+        let snapshot = Snapshot {
+            stream_type: E::NAME.to_owned(),
+            stream_id: String::from(&*self.id),
+            version: slot.version,
+            codec,
+            payload,
+        };
+        if let Err(error) = self.commands.env.store().save_snapshot(snapshot).await {
+            tracing::warn!(entity = E::NAME, id = %self.id, %error, "saving a snapshot failed");
+        }
+    }
+}

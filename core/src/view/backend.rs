@@ -1,0 +1,240 @@
+//! The storage-backend interface of views: what a view store must do (tables
+//! with a checkpoint, an atomic commit of rows and checkpoint with a
+//! compare-and-set, leases), for the memory, SQLite and PostgreSQL backends.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::is_valid_view_name;
+use crate::process::Lease;
+
+/// One physical table of a view: a version, and a build number that grows with
+/// each on-demand rebuild of the same version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    /// The view's name.
+    pub view: String,
+    /// The view's logic version.
+    pub version: u32,
+    /// Which build of that version.
+    pub build: u32,
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} v{} build {}", self.view, self.version, self.build)
+    }
+}
+
+/// The role of a physical table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableState {
+    /// Serves queries.
+    Active,
+    /// Being built beside the active one; not yet served.
+    Building,
+    /// Replaced by a swap; dropped after a grace period, so queries that
+    /// picked it just before the swap still finish.
+    Retired,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl TableState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TableState::Active => "active",
+            TableState::Building => "building",
+            TableState::Retired => "retired",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(TableState::Active),
+            "building" => Some(TableState::Building),
+            "retired" => Some(TableState::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// A physical table and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Which table.
+    pub id: TableId,
+    /// Its role.
+    pub state: TableState,
+    /// Its checkpoint: the last global position folded into it.
+    pub position: u64,
+}
+
+/// One row change of a commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowWrite {
+    /// The row key.
+    pub key: String,
+    /// The encoded row, or `None` to delete it.
+    pub row: Option<Vec<u8>>,
+    /// The row's index values (empty for a delete).
+    pub indexes: Vec<(&'static str, String)>,
+}
+
+/// The rows a batch changed and the checkpoint move, applied atomically.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Commit {
+    /// The checkpoint the batch was folded on; the commit fails with
+    /// [`ViewStoreError::CheckpointMoved`] if the table is elsewhere.
+    pub from: u64,
+    /// The new checkpoint.
+    pub to: u64,
+    /// The changed rows.
+    pub rows: Vec<RowWrite>,
+}
+
+/// A failure of view storage.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewStoreError {
+    /// Another runner moved the checkpoint first; this batch was not applied.
+    #[error("table {table}: checkpoint is at {found}, the batch was folded on {expected}")]
+    CheckpointMoved {
+        /// The table.
+        table: TableId,
+        /// The checkpoint the batch expected.
+        expected: u64,
+        /// The checkpoint found.
+        found: u64,
+    },
+    /// The table does not exist (dropped by a swap in another process).
+    #[error("table {table} does not exist")]
+    NoTable {
+        /// The table.
+        table: TableId,
+    },
+    /// A stored value is out of range (a negative or hand-edited checkpoint,
+    /// version or build): the view's storage is corrupt and needs repair.
+    #[error("{backend} view store: view {view}: corrupt table: {detail}")]
+    Corrupt {
+        /// Which store.
+        backend: &'static str,
+        /// The view.
+        view: String,
+        /// What is wrong, naming the table.
+        detail: String,
+    },
+    /// The view's name cannot name a table (only `[a-z][a-z0-9_]{0,39}` can).
+    #[error(
+        "view `{view}`: invalid view name; a view name is 1 to 40 characters of `a-z`, `0-9` and `_`, starting with a letter"
+    )]
+    InvalidName {
+        /// The name.
+        view: String,
+    },
+    /// The backend failed.
+    #[error("{backend} view store: {context}: {source}")]
+    Backend {
+        /// Which store.
+        backend: &'static str,
+        /// What it was doing.
+        context: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// [`ViewStoreError::InvalidName`] unless `view` is a valid view name.
+pub(crate) fn check_view_name(view: &str) -> Result<(), ViewStoreError> {
+    if is_valid_view_name(view) {
+        Ok(())
+    } else {
+        Err(ViewStoreError::InvalidName {
+            view: view.to_owned(),
+        })
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl ViewStoreError {
+    pub(crate) fn corrupt(backend: &'static str, view: &str, detail: impl Into<String>) -> Self {
+        ViewStoreError::Corrupt {
+            backend,
+            view: view.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A checkpoint read back from a table's registry row as a position; a
+    /// negative one means the row was edited or corrupted.
+    pub(crate) fn checkpoint(backend: &'static str, id: &TableId, stored: i64) -> Result<u64, Self> {
+        u64::try_from(stored).map_err(|_| {
+            Self::corrupt(
+                backend,
+                &id.view,
+                format!("table {id}: checkpoint {stored} in factum_view_tables is negative"),
+            )
+        })
+    }
+
+    pub(crate) fn backend(
+        backend: &'static str,
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ViewStoreError::Backend {
+            backend,
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Rows of one physical table. Reads may run concurrently with a commit.
+#[async_trait]
+pub trait ViewTable: Send + Sync + 'static {
+    /// Which table.
+    fn id(&self) -> &TableId;
+    /// The last global position folded into the table (0 when empty).
+    async fn checkpoint(&self) -> Result<u64, ViewStoreError>;
+    /// One encoded row.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ViewStoreError>;
+    /// Several encoded rows, in the order of `keys`.
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, ViewStoreError>;
+    /// Rows whose index `index` has `value`, in key order, at most `limit`.
+    async fn find(
+        &self,
+        index: &str,
+        value: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
+    /// Rows with key `> after` (all when `None`), in key order, at most `limit`.
+    async fn list(&self, after: Option<&str>, limit: usize)
+    -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
+    /// Applies the row changes and moves the checkpoint, all or nothing.
+    async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError>;
+}
+
+/// Where views keep their tables and checkpoints.
+#[async_trait]
+pub trait ViewStore: Send + Sync + 'static {
+    /// A short name for messages ("memory", "sqlite", "postgres").
+    fn backend(&self) -> &'static str;
+    /// Every table of `view`, with its role and checkpoint.
+    async fn tables(&self, view: &str) -> Result<Vec<TableInfo>, ViewStoreError>;
+    /// Opens a table, creating it empty with `state` if it does not exist.
+    async fn open(
+        &self,
+        id: &TableId,
+        indexes: &[&'static str],
+        state: TableState,
+    ) -> Result<Arc<dyn ViewTable>, ViewStoreError>;
+    /// Makes `id` the active table of its view and retires every other table
+    /// of the view, in one transaction (dropping tables retired earlier).
+    async fn activate(&self, id: &TableId) -> Result<(), ViewStoreError>;
+    /// Drops the retired tables of `view`.
+    async fn drop_retired(&self, view: &str) -> Result<(), ViewStoreError>;
+    /// Tries to become the one runner of `view`; `None` when another process is.
+    async fn try_lease(&self, view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError>;
+}

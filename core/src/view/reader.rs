@@ -1,0 +1,275 @@
+//! The reader API of views: O(1) reads by key, generated `find_by_<field>`
+//! queries, pages in key order, read-your-writes waits and live row changes.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::backend::{TableId, ViewStoreError, ViewTable};
+use super::{ROW_CODEC, View, ViewError};
+use crate::process::{Progress, WaitError};
+
+/// A change to one row, as the live stream of a view delivers it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowChange<V> {
+    /// The row key.
+    pub key: String,
+    /// The row after the change; `None` when it was deleted.
+    pub row: Option<V>,
+    /// The checkpoint the change committed with.
+    pub position: u64,
+}
+
+/// The state of a view shared by its runner and its readers.
+pub(crate) struct Shared<V: View> {
+    pub(crate) serving: std::sync::RwLock<Arc<dyn ViewTable>>,
+    pub(crate) changes: broadcast::Sender<RowChange<V>>,
+    /// The checkpoint of the table served, the runner flag and the failure streak.
+    pub(crate) progress: Progress,
+}
+
+impl<V: View> Shared<V> {
+    pub(crate) fn serving(&self) -> Arc<dyn ViewTable> {
+        self.serving.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Reads one view. Cheap to clone.
+pub struct ViewReader<V: View> {
+    pub(crate) shared: Option<Arc<Shared<V>>>,
+}
+
+impl<V: View> Clone for ViewReader<V> {
+    fn clone(&self) -> Self {
+        ViewReader {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<V: View> fmt::Debug for ViewReader<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ViewReader")
+            .field("view", &V::NAME)
+            .field("running", &self.shared.is_some())
+            .finish()
+    }
+}
+
+fn decode_row<V: View>(table: &TableId, key: &str, bytes: &[u8]) -> Result<V, ViewError> {
+    ROW_CODEC.decode(bytes).map_err(|source| {
+        if table.version > V::VERSION {
+            ViewError::NewerRow {
+                view: V::NAME,
+                key: key.to_owned(),
+                table_version: table.version,
+                version: V::VERSION,
+                source,
+            }
+        } else {
+            ViewError::Row {
+                view: V::NAME,
+                key: key.to_owned(),
+                source,
+            }
+        }
+    })
+}
+
+impl<V: View> ViewReader<V> {
+    fn shared(&self) -> Result<&Arc<Shared<V>>, ViewError> {
+        self.shared
+            .as_ref()
+            .ok_or(ViewError::NotRunning { view: V::NAME })
+    }
+
+    fn storage(e: ViewStoreError) -> ViewError {
+        ViewError::Storage {
+            view: V::NAME,
+            source: e,
+        }
+    }
+
+    /// The row with this key, if any. O(1).
+    pub async fn get(&self, key: impl AsRef<str>) -> Result<Option<V>, ViewError> {
+        let key = key.as_ref();
+        let table = self.shared()?.serving();
+        match table.get(key).await.map_err(Self::storage)? {
+            Some(bytes) => decode_row::<V>(table.id(), key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Rows whose indexed field `index` renders as `value`, in key order.
+    /// Generated `find_by_<field>` methods call this.
+    pub async fn find_by(&self, index: &str, value: &str) -> Result<Vec<(String, V)>, ViewError> {
+        let table = self.shared()?.serving();
+        let rows = table
+            .find(index, value, usize::MAX)
+            .await
+            .map_err(Self::storage)?;
+        rows.into_iter()
+            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
+            .collect()
+    }
+
+    /// One page of rows in key order: at most `limit` rows with keys after
+    /// `cursor` (from the start when `None`). Pass the page's
+    /// [`next`](Page::next) as the cursor of the next call.
+    pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<Page<V>, ViewError> {
+        let table = self.shared()?.serving();
+        let rows = table.list(cursor, limit).await.map_err(Self::storage)?;
+        let rows = rows
+            .into_iter()
+            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if rows.len() == limit && limit > 0 {
+            rows.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(Page { rows, next })
+    }
+
+    /// The last global position folded into the rows queries read.
+    pub fn checkpoint(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |s| s.progress.checkpoint())
+    }
+
+    /// Waits until the view has folded the log up to `position` (read-your-writes:
+    /// pass the [`Committed::position`](crate::Committed) of a command).
+    ///
+    /// Fails with [`ViewError::Failing`], carrying the runner's error, once
+    /// this process's runner has failed [`FAILURES_BEFORE_WAIT_FAILS`](crate::process::FAILURES_BEFORE_WAIT_FAILS) times
+    /// in a row without moving the checkpoint (retries are a second apart, so
+    /// within a few seconds), e.g. on an event that does not decode. The
+    /// runner keeps retrying; a later `wait_for` succeeds once it moves again.
+    /// In a process that only follows another process's runner, `wait_for`
+    /// cannot see that runner's errors: bound it with a timeout there.
+    pub async fn wait_for(&self, position: u64) -> Result<(), ViewError> {
+        match self.shared()?.progress.wait_for(position).await {
+            Ok(()) => Ok(()),
+            Err(WaitError::Stopped) => Err(ViewError::Stopped { view: V::NAME }),
+            Err(WaitError::Failing(f)) => Err(ViewError::Failing {
+                view: V::NAME,
+                position,
+                checkpoint: f.checkpoint,
+                attempts: f.attempts,
+                error: f.error,
+            }),
+        }
+    }
+
+    /// A live stream of every row change of the view, from now on.
+    pub fn changes(&self) -> Result<RowChanges<V>, ViewError> {
+        Ok(RowChanges {
+            rx: self.shared()?.changes.subscribe(),
+            key: None,
+        })
+    }
+
+    /// A live stream of the changes of one row, from now on.
+    pub fn changes_of(&self, key: impl Into<String>) -> Result<RowChanges<V>, ViewError> {
+        Ok(RowChanges {
+            rx: self.shared()?.changes.subscribe(),
+            key: Some(key.into()),
+        })
+    }
+
+    /// True while this process runs the view (holds its lease); false while
+    /// another process does and this one only serves queries.
+    pub fn is_runner(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.progress.is_runner())
+    }
+
+    /// The last error the view's runner hit (it retries after each), if any:
+    /// for health checks and logs.
+    pub fn last_error(&self) -> Option<String> {
+        self.shared.as_ref()?.progress.last_error()
+    }
+
+    /// The physical table queries are served from now.
+    pub fn serving_table(&self) -> Option<TableId> {
+        self.shared.as_ref().map(|s| s.serving().id().clone())
+    }
+}
+
+/// One page of [`ViewReader::list`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<V> {
+    /// The rows, in key order.
+    pub rows: Vec<(String, V)>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A live stream of row changes (a `tokio::sync::broadcast` receiver, filtered).
+pub struct RowChanges<V> {
+    rx: broadcast::Receiver<RowChange<V>>,
+    key: Option<String>,
+}
+
+impl<V: Clone> RowChanges<V> {
+    /// The next change; `Err(Lagged(n))` when the reader fell behind and `n`
+    /// changes were dropped (re-read the rows with `get`), `Err(Closed)` when
+    /// the view stopped.
+    pub async fn next(&mut self) -> Result<RowChange<V>, broadcast::error::RecvError> {
+        loop {
+            let change = self.rx.recv().await?;
+            if self.key.as_deref().is_none_or(|k| k == change.key) {
+                return Ok(change);
+            }
+        }
+    }
+}
+
+impl<V> fmt::Debug for RowChanges<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RowChanges")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A view of an [`App`](crate::App): [`ViewReader`]'s queries plus the generated
+/// `find_by_<field>` methods, both reached through `Deref`.
+pub struct ViewHandle<V: View> {
+    queries: V::Queries,
+    _row: PhantomData<fn() -> V>,
+}
+
+impl<V: View> Deref for ViewHandle<V> {
+    type Target = V::Queries;
+    fn deref(&self) -> &V::Queries {
+        &self.queries
+    }
+}
+
+impl<V: View> Clone for ViewHandle<V> {
+    fn clone(&self) -> Self {
+        ViewHandle::from_reader((*self.queries).clone())
+    }
+}
+
+impl<V: View> fmt::Debug for ViewHandle<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.queries, f)
+    }
+}
+
+impl<V: View> ViewHandle<V> {
+    pub(crate) fn from_reader(reader: ViewReader<V>) -> Self {
+        ViewHandle {
+            queries: V::Queries::from(reader),
+            _row: PhantomData,
+        }
+    }
+
+    /// The plain reader (no generated methods).
+    pub fn reader(&self) -> ViewReader<V> {
+        (*self.queries).clone()
+    }
+}
