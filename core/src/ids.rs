@@ -8,12 +8,22 @@
 
 use uuid::Uuid;
 
-/// The id of the `index`-th event of a command: a hash of the two, so a retried
-/// command writes the same event ids (what lets a store acknowledge an append
-/// that already committed instead of calling it a conflict).
+/// The id of the `index`-th event of a command sent without a chosen command
+/// id: [`command_event_id`] with fingerprint 0.
 pub fn event_id(command_id: Uuid, index: u64) -> Uuid {
+    command_event_id(command_id, 0, index)
+}
+
+/// The id of the `index`-th event of a command: a hash of the command id, the
+/// command's [fingerprint](command_fingerprint) and the index, so a retried
+/// command writes the same event ids (what lets a store acknowledge an append
+/// that already committed instead of calling it a conflict), and the stored
+/// ids tell whether a re-sent command id carried the same command.
+/// Fingerprint 0 (a command id the runtime drew itself, which nobody can
+/// re-send) gives the ids earlier releases wrote.
+pub fn command_event_id(command_id: Uuid, fingerprint: u64, index: u64) -> Uuid {
     let (hi, lo) = command_id.as_u64_pair();
-    let a = mix64(hi ^ mix64(index));
+    let a = mix64(hi ^ mix64(index) ^ fingerprint);
     let b = mix64(lo.wrapping_add(index.wrapping_mul(GOLDEN)) ^ a);
     uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
 }
@@ -39,6 +49,27 @@ pub(crate) fn jitter(command_id: Uuid, attempt: u32, ceiling: u64) -> u64 {
     mix64(lo ^ u64::from(attempt)) % ceiling.max(1)
 }
 
+/// A fingerprint of a command's type and content, never 0: FNV-1a over its
+/// `Debug` text (the command enum's `Debug` names the variant, then the
+/// fields), hashed as it is formatted, without allocating. Stable while the
+/// command type's `Debug` output is: renaming a command or one of its fields
+/// changes it, so a command id re-sent across such a change is refused as a
+/// different command rather than answered with the old outcome.
+pub fn command_fingerprint(command: &dyn std::fmt::Debug) -> u64 {
+    use std::fmt::Write;
+    struct Fnv(u64);
+    impl Write for Fnv {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 = fnv1a_from(self.0, s.as_bytes());
+            Ok(())
+        }
+    }
+    let mut h = Fnv(FNV_OFFSET);
+    // Writing into a hasher cannot fail; a `Debug` impl that errors still leaves a hash.
+    let _ = write!(h, "{command:?}");
+    h.0 | 1
+}
+
 /// 2^64 / φ: the splitmix increment.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -52,9 +83,15 @@ fn mix64(mut z: u64) -> u64 {
 /// FNV-1a: stable across Rust versions and platforms, unlike std's hasher,
 /// so a stored decision replays the same everywhere.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    fnv1a_from(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+
+fn fnv1a_from(h: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3))
 }
 
 #[cfg(test)]
@@ -64,6 +101,9 @@ mod tests {
     use super::*;
 
     const COMMAND: Uuid = Uuid::from_u128(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+    /// `command_fingerprint(&Withdraw { amount: 5 })`.
+    const FINGERPRINT: u64 = 7_420_776_926_747_899_257;
+    const FINGERPRINTED_ID: &str = "3069a278-8e77-4aaf-8bdf-21f535ffc677";
 
     #[test]
     fn event_ids_are_pinned() {
@@ -81,6 +121,24 @@ mod tests {
             event_id(Uuid::nil(), 0).to_string(),
             "00000000-0000-4000-8000-000000000000"
         );
+    }
+
+    #[test]
+    fn fingerprinted_event_ids_are_pinned() {
+        #[derive(Debug)]
+        #[allow(dead_code, reason = "read through Debug only")]
+        struct Withdraw {
+            amount: u64,
+        }
+        let fp = command_fingerprint(&Withdraw { amount: 5 });
+        assert_eq!(fp, FINGERPRINT);
+        assert_eq!(
+            command_event_id(COMMAND, fp, 0).to_string(),
+            FINGERPRINTED_ID,
+            "fingerprinted event id of index 0"
+        );
+        assert_ne!(fp, command_fingerprint(&Withdraw { amount: 6 }));
+        assert_eq!(command_event_id(COMMAND, 0, 1), event_id(COMMAND, 1));
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub(crate) fn acknowledge(
             version: actual,
             first_position,
             last_position,
+            acknowledged: true,
         }),
         _ => Err(StoreError::conflict(request, actual)),
     }

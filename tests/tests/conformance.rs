@@ -524,6 +524,10 @@ async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend)
         (first.version, first.first_position, first.last_position),
         (2, 2, 3)
     );
+    assert!(
+        !first.acknowledged && again.acknowledged,
+        "only the repeat is an acknowledgement"
+    );
     assert_eq!(store.stream_version("account", "rita").await.unwrap(), 2);
     assert_eq!(store.head().await.unwrap(), 3);
 
@@ -545,6 +549,86 @@ async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend)
         .unwrap_err();
     assert_conflict(&err, "rita", 1, 2);
     assert_eq!(store.read_all(1, 100).await.unwrap().len(), 3);
+}
+
+/// The events a command committed are found by its id, per stream (one
+/// command id fanned out to two streams finds each stream's own), in version
+/// order; an id that committed nothing finds nothing.
+async fn a_commands_events_are_found_by_its_id(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let with_command = |mut events: Vec<NewEvent>, command: Uuid| {
+        for e in &mut events {
+            e.metadata.command_id = command;
+        }
+        events
+    };
+    let (fanned, other) = (Uuid::new_v4(), Uuid::new_v4());
+    store
+        .append(request(
+            "ann",
+            0,
+            with_command(deposits(codec, "ann", [1]), other),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(request(
+            "ann",
+            1,
+            with_command(deposits(codec, "ann", [2, 3]), fanned),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(request(
+            "bob",
+            0,
+            with_command(deposits(codec, "bob", [4]), fanned),
+        ))
+        .await
+        .unwrap();
+    let ann = store.command_events("account", "ann", fanned).await.unwrap();
+    assert_eq!(
+        ann.iter()
+            .map(|e| (e.version, decode(e).amount))
+            .collect::<Vec<_>>(),
+        vec![(2, 2), (3, 3)]
+    );
+    assert!(
+        ann.iter()
+            .all(|e| e.metadata.command_id == fanned && e.stream_id == "ann")
+    );
+    let bob = store.command_events("account", "bob", fanned).await.unwrap();
+    assert_eq!(
+        bob.iter().map(|e| (e.version, e.position)).collect::<Vec<_>>(),
+        vec![(1, 4)]
+    );
+    assert_eq!(
+        store.command_events("account", "ann", other).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .command_events("account", "bob", other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .command_events("account", "ann", Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .command_events("account", "nobody", fanned)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
@@ -854,6 +938,7 @@ conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
     an_append_already_committed_is_acknowledged_not_a_conflict,
+    a_commands_events_are_found_by_its_id,
     a_corrupted_record_names_its_stream_and_version,
     payloads_of_an_old_schema_version_load_as_the_current_type,
     an_entity_loads_from_its_snapshot_and_the_events_after_it,

@@ -6,9 +6,57 @@ use crate::event::EventSet;
 use crate::store::{RecordedEvent, Snapshot};
 
 use super::cache::Loaded;
-use super::{EntityRef, LOAD_PAGE, LoadError};
+use super::{CommandError, Committed, EntityRef, LOAD_PAGE, LoadError};
 
 impl<E: Entity> EntityRef<E> {
+    /// What command `command_id` committed to this entity before, if it did:
+    /// its events, decoded, with the version and position they ended at. The
+    /// stored event ids tell whether it was this same command
+    /// (`fingerprint`); another command under the id is refused. Brings the
+    /// cache up to the stored outcome, which another node may have written.
+    pub(super) async fn original_outcome(
+        &self,
+        slot: &mut Loaded<E>,
+        command_id: uuid::Uuid,
+        fingerprint: u64,
+    ) -> Result<Option<Committed<E>>, CommandError<E::Error>> {
+        let stored = self
+            .commands
+            .env
+            .store()
+            .command_events(E::NAME, &self.id, command_id)
+            .await
+            .map_err(LoadError::Store)?;
+        let Some(last) = stored.last() else {
+            return Ok(None);
+        };
+        let same = stored.iter().zip(0u64..).all(|(record, index)| {
+            let id = record.metadata.event_id;
+            // A drawn command id (fingerprint 0) cannot be told apart: taken as the same command.
+            id == crate::ids::command_event_id(command_id, fingerprint, index)
+                || id == crate::ids::event_id(command_id, index)
+        });
+        if !same {
+            return Err(CommandError::CommandIdReused {
+                stream_type: E::NAME,
+                stream_id: String::from(&*self.id),
+                command_id,
+            });
+        }
+        if slot.version < last.version || !slot.fresh {
+            self.catch_up(slot, !slot.fresh).await?;
+        }
+        let events = stored
+            .iter()
+            .map(|record| self.decode(record, record.version))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Committed {
+            events,
+            version: last.version,
+            position: last.position,
+        }))
+    }
+
     /// Brings the cached state up to the store: from a snapshot and the events
     /// after it when `from_scratch`, else from the cached version on.
     pub(super) async fn catch_up(&self, slot: &mut Loaded<E>, from_scratch: bool) -> Result<(), LoadError> {

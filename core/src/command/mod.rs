@@ -82,8 +82,17 @@ impl<E: Entity> fmt::Debug for EntityRef<E> {
 pub struct SendOptions {
     /// The command id (default: a new random id). With the entity id and
     /// version it seeds the command's random numbers, so the same command id
-    /// against the same state decides the same. (A re-sent command that was
-    /// already committed is decided again: there is no de-duplication yet.)
+    /// against the same state decides the same.
+    ///
+    /// A chosen command id makes the command idempotent, for ever: once it
+    /// committed events to this entity, sending it again (after a timeout, a
+    /// crash, a cache eviction, from another node) is not decided again but
+    /// answered with the original outcome — the same events, version and
+    /// position. The same id with a *different* command (another type, or
+    /// other content) is refused with [`CommandError::CommandIdReused`].
+    /// A rejection or a command that produced no event stores nothing, so
+    /// re-sending one decides it again. The check costs one index lookup in
+    /// the store per send with a chosen id; drawn ids skip it.
     pub command_id: Option<Uuid>,
     /// The message that caused this command.
     pub causation_id: Option<Uuid>,
@@ -186,6 +195,21 @@ pub enum CommandError<R> {
         #[source]
         source: CodecError,
     },
+    /// The command id already committed a *different* command to this entity
+    /// (another command type, or other content: see
+    /// [`command_fingerprint`](crate::ids::command_fingerprint)). Nothing was decided or stored.
+    #[error(
+        "stream {stream_type}/{stream_id}: command id {command_id} already committed a different command; \
+         a command id names one command"
+    )]
+    CommandIdReused {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The entity id.
+        stream_id: String,
+        /// The reused command id.
+        command_id: Uuid,
+    },
     /// Other writers kept appending to this entity's stream; every attempt conflicted.
     #[error("stream {stream_type}/{stream_id}: {attempts} attempts all lost to concurrent writers")]
     Contention {
@@ -250,9 +274,19 @@ impl<E: Entity> EntityRef<E> {
         let commands = &*self.commands;
         let now = commands.env.clock().now();
         let correlation_id = options.correlation_id.unwrap_or(command_id);
+        // Only a command id the caller chose can be sent again; a drawn one needs no check.
+        let fingerprint = match options.command_id {
+            Some(_) => crate::ids::command_fingerprint(&command),
+            None => 0,
+        };
         let mut slot = self.slot.loaded.lock().await;
         if !slot.fresh {
             self.catch_up(&mut slot, true).await?;
+        }
+        if fingerprint != 0
+            && let Some(original) = self.original_outcome(&mut slot, command_id, fingerprint).await?
+        {
+            return Ok(original);
         }
         for attempt in 1..=commands.max_attempts {
             let ctx = Context::new(command_id, now, self.id.clone(), slot.version)
@@ -272,9 +306,33 @@ impl<E: Entity> EntityRef<E> {
                 stream_type: E::NAME.to_owned(),
                 stream_id: String::from(&*self.id),
                 expected_version: slot.version,
-                events: self.encode(&events, command_id, now, options.causation_id, correlation_id)?,
+                events: self.encode(
+                    &events,
+                    (command_id, fingerprint),
+                    now,
+                    options.causation_id,
+                    correlation_id,
+                )?,
             };
             match commands.env.store().append(request).await {
+                Ok(appended) if appended.acknowledged => {
+                    // The store already held this command's events (an earlier attempt
+                    // whose answer was lost, or another node that decided the same
+                    // command id first): what it holds is the outcome, not what we decided.
+                    return match self.original_outcome(&mut slot, command_id, fingerprint).await? {
+                        Some(original) => Ok(original),
+                        None => {
+                            slot.fresh = false;
+                            Err(CommandError::Store(StoreError::Invalid {
+                                stream_type: E::NAME.to_owned(),
+                                stream_id: String::from(&*self.id),
+                                reason: format!(
+                                    "the store acknowledged command {command_id} as committed but holds none of its events"
+                                ),
+                            }))
+                        }
+                    };
+                }
                 Ok(appended) => {
                     let before = slot.version;
                     // Marked stale while applying: a panicking `apply` leaves a reload behind, not a wrong state.
@@ -304,6 +362,13 @@ impl<E: Entity> EntityRef<E> {
                         tokio::time::sleep(conflict_backoff(command_id, attempt)).await;
                     }
                     self.catch_up(&mut slot, false).await?;
+                    // The writer that won may have been this very command, sent by another node.
+                    if fingerprint != 0
+                        && let Some(original) =
+                            self.original_outcome(&mut slot, command_id, fingerprint).await?
+                    {
+                        return Ok(original);
+                    }
                 }
                 Err(e) => {
                     slot.fresh = false;
@@ -321,7 +386,7 @@ impl<E: Entity> EntityRef<E> {
     fn encode(
         &self,
         events: &[E::Event],
-        command_id: Uuid,
+        (command_id, fingerprint): (Uuid, u64),
         now: Timestamp,
         causation_id: Option<Uuid>,
         correlation_id: Uuid,
@@ -343,7 +408,7 @@ impl<E: Entity> EntityRef<E> {
                     codec,
                     payload,
                     metadata: EventMetadata {
-                        event_id: crate::ids::event_id(command_id, index as u64),
+                        event_id: crate::ids::command_event_id(command_id, fingerprint, index as u64),
                         recorded_at: now,
                         command_id,
                         causation_id,

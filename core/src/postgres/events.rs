@@ -65,7 +65,8 @@ const BACKEND: &str = "postgres";
 
 /// Schema migrations; `{s}` is the store's schema name. Migration `n` takes the
 /// schema from version `n - 1` to `n`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE {s}.events (
         position       bigint   PRIMARY KEY,
         stream_type    text     NOT NULL,
@@ -103,7 +104,12 @@ const MIGRATIONS: &[&str] = &["
     END $$;
     CREATE TRIGGER notify_append AFTER INSERT ON {s}.events
         FOR EACH STATEMENT EXECUTE FUNCTION {s}.notify_append();
-"];
+",
+    "
+    -- Finding a command's events, so a re-sent command id returns its original outcome.
+    CREATE INDEX events_by_command ON {s}.events (command_id);
+",
+];
 
 /// One batch of appends, one statement. Parameters: per request ($1..$3) and
 /// per event ($4..$15). See the module docs for why `head` assigns positions.
@@ -253,6 +259,7 @@ struct Sql {
     save_snapshot: String,
     load_snapshot: String,
     stored_ids: String,
+    command_events: String,
 }
 
 impl Sql {
@@ -279,6 +286,10 @@ impl Sql {
             ),
             load_snapshot: format!(
                 "SELECT version, codec, payload FROM {s}.snapshots WHERE stream_type = $1 AND stream_id = $2"
+            ),
+            command_events: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events WHERE command_id = $1 AND stream_type = $2 \
+                 AND stream_id = $3 ORDER BY version"
             ),
             stored_ids: format!(
                 "SELECT position, event_id FROM {s}.events WHERE stream_type = $1 AND stream_id = $2 \
@@ -705,6 +716,7 @@ impl Writer {
             version: request.expected_version + request.events.len() as u64,
             first_position,
             last_position,
+            acknowledged: false,
         })
     }
 
@@ -1050,6 +1062,20 @@ impl EventStore for PostgresStore {
             &self.inner.sql.read_stream,
             &[&stream_type, &stream_id, &sql::int(from_version), &limit],
             || format!("reading stream {stream_type}/{stream_id} from version {from_version}"),
+        )
+        .await
+    }
+
+    async fn command_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        command_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.query_events(
+            &self.inner.sql.command_events,
+            &[&command_id, &stream_type, &stream_id],
+            || format!("reading the events of command {command_id} in stream {stream_type}/{stream_id}"),
         )
         .await
     }

@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
         payload     BLOB    NOT NULL,
         PRIMARY KEY (stream_type, stream_id)
     );",
+    // 2: finding a command's events, so a re-sent command id returns its original outcome.
+    "CREATE INDEX events_by_command ON events (command_id);",
 ];
 
 const EVENT_COLUMNS: &str = "position, stream_type, stream_id, version, event_type, schema_version, codec, \
@@ -593,6 +595,7 @@ impl Writer {
                 version: current,
                 first_position: 0,
                 last_position: 0,
+                acknowledged: false,
             });
         }
         match self.insert_request(request, current, pending) {
@@ -692,6 +695,7 @@ impl Writer {
                     version,
                     first_position,
                     last_position: first_position + count - 1,
+                    acknowledged: false,
                 })
             }
             Err(e) => {
@@ -947,6 +951,29 @@ impl EventStore for SqliteStore {
                 params![stream_type, stream_id, sql::int(from_version), to_limit(limit)],
                 limit,
                 || format!("reading stream {stream_type}/{stream_id} from version {from_version}"),
+            )
+        })
+        .await
+    }
+
+    async fn command_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        command_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE command_id = ?1 AND stream_type = ?2 \
+                 AND stream_id = ?3 ORDER BY version"
+            );
+            query_events(
+                conn,
+                &sql,
+                params![command_id.as_bytes().as_slice(), stream_type, stream_id],
+                16,
+                || format!("reading the events of command {command_id} in stream {stream_type}/{stream_id}"),
             )
         })
         .await

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::{
     AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, validate_append,
@@ -41,6 +42,8 @@ struct Stream {
     stream_id: Arc<str>,
     /// Indexes into `log`, in version order.
     events: Vec<usize>,
+    /// Command id → the version of its first event in this stream.
+    commands: HashMap<Uuid, u64>,
 }
 
 impl State {
@@ -60,6 +63,7 @@ impl State {
             stream_type: type_key.clone(),
             stream_id: id_key.clone(),
             events: Vec::new(),
+            commands: HashMap::new(),
         });
         self.index.entry(type_key).or_default().insert(id_key, i);
         i
@@ -133,6 +137,7 @@ impl EventStore for MemoryStore {
                 version: current,
                 first_position: 0,
                 last_position: 0,
+                acknowledged: false,
             });
         }
         let i = match existing {
@@ -144,6 +149,10 @@ impl EventStore for MemoryStore {
         let mut version = current;
         for event in request.events {
             version += 1;
+            stream
+                .commands
+                .entry(event.metadata.command_id)
+                .or_insert(version);
             stream.events.push(state.log.len());
             state.log.push(Stored {
                 stream_type: stream.stream_type.clone(),
@@ -171,7 +180,30 @@ impl EventStore for MemoryStore {
             version,
             first_position,
             last_position,
+            acknowledged: false,
         })
+    }
+
+    async fn command_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        command_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let state = self.lock();
+        let Some(stream) = state.stream(stream_type, stream_id).map(|i| &state.streams[i]) else {
+            return Ok(Vec::new());
+        };
+        let Some(&first) = stream.commands.get(&command_id) else {
+            return Ok(Vec::new());
+        };
+        // The index finds the first event; any later ones of the same id follow it.
+        Ok(stream.events[first as usize - 1..]
+            .iter()
+            .map(|&i| (i, &state.log[i]))
+            .filter(|(_, s)| s.metadata.command_id == command_id)
+            .map(|(i, s)| s.to_recorded(i))
+            .collect())
     }
 
     async fn read_stream(

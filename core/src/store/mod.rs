@@ -72,6 +72,11 @@ pub struct Appended {
     pub first_position: u64,
     /// The global position of the last event appended (0 when none were).
     pub last_position: u64,
+    /// True when nothing new was written: the stream already held exactly
+    /// these events (same event ids), committed by an earlier attempt of this
+    /// append whose answer was lost, or by another node deciding the same
+    /// command id. The positions are the stored events'.
+    pub acknowledged: bool,
 }
 
 /// An event as stored.
@@ -231,6 +236,27 @@ pub trait EventStore: Send + Sync + 'static {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The events command `command_id` committed to this stream, in version
+    /// order (empty when it committed none): how a re-sent command finds its
+    /// original outcome. The stores answer from an index on the command id
+    /// (one index entry per event, written with it); this default scans the
+    /// stream, for stores that have no such index.
+    async fn command_events(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        command_id: Uuid,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self.read_stream(stream_type, stream_id, from, 4096).await?;
+            let Some(last) = page.last() else { return Ok(out) };
+            from = last.version + 1;
+            out.extend(page.into_iter().filter(|e| e.metadata.command_id == command_id));
+        }
+    }
 
     /// Events of all streams with `position >= from_position`, at most `limit`,
     /// in position order. Never returns an event past a gap that a commit still
