@@ -170,7 +170,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, const_str_eq, decode_current, unknown_version};
-    pub use crate::view::{IntoViewOp, ViewRegistration};
+    pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
     pub use inventory;
     pub use serde;
 }
