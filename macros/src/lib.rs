@@ -13,7 +13,6 @@ mod check;
 mod ctxt;
 mod expand;
 mod rules;
-mod view;
 
 use proc_macro::TokenStream;
 
@@ -79,5 +78,5 @@ pub fn entity(args: TokenStream, input: TokenStream) -> TokenStream {
 /// `#[on(key = …)]` handlers. See the `factum::view` docs.
 #[proc_macro_attribute]
 pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
-    view::expand(args.into(), input.into()).into()
+    expand::view::attribute(args.into(), input.into()).into()
 }
