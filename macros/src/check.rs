@@ -37,7 +37,7 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
         not_async(
             h.method,
             "handle",
-            "a handler decides from the state it is given: make it a plain `fn`; do async work in a workflow step or a consumer",
+            "a handler decides from the state it is given: make it a plain `fn`, and do async work before `send`, passing its result in the command",
             cx,
         );
         not_generic(h.method, "handle", cx);
