@@ -187,19 +187,19 @@ impl<'a> Output<'a> {
             Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
             _ => None,
         };
-        if let Some(last) = last.filter(|s| s.ident == "Result") {
-            if let PathArguments::AngleBracketed(args) = &last.arguments {
-                let types: Vec<&Type> = args
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        GenericArgument::Type(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect();
-                if let [ok, err] = types[..] {
-                    return Output::Result { ok, err };
-                }
+        if let Some(last) = last.filter(|s| s.ident == "Result")
+            && let PathArguments::AngleBracketed(args) = &last.arguments
+        {
+            let types: Vec<&Type> = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            if let [ok, err] = types[..] {
+                return Output::Result { ok, err };
             }
         }
         Output::Events(ty)

@@ -163,12 +163,11 @@ fn impl_not_generic(item: &syn::ItemImpl, message: &str, cx: &Ctxt) {
     let generics = &item.generics;
     if !generics.params.is_empty() || generics.where_clause.is_some() {
         cx.error_spanned_by(generics, message);
-    } else if let Type::Path(p) = &*item.self_ty {
-        if let Some(last) = p.path.segments.last() {
-            if !last.arguments.is_none() {
-                cx.error_spanned_by(&last.arguments, message);
-            }
-        }
+    } else if let Type::Path(p) = &*item.self_ty
+        && let Some(last) = p.path.segments.last()
+        && !last.arguments.is_none()
+    {
+        cx.error_spanned_by(&last.arguments, message);
     }
 }
 
@@ -193,13 +192,13 @@ fn entity_has_handler_and_applier(en: &Entity, cx: &Ctxt) {
 /// user method of that name would collide with it.
 fn entity_leaves_handle_free(en: &Entity, cx: &Ctxt) {
     for item in &en.item.items {
-        if let syn::ImplItem::Fn(f) = item {
-            if f.sig.ident == "handle" {
-                cx.error_spanned_by(
+        if let syn::ImplItem::Fn(f) = item
+            && f.sig.ident == "handle"
+        {
+            cx.error_spanned_by(
                     &f.sig.ident,
                     "`#[entity]` generates `fn handle(&self, command, ctx)` that dispatches every command: rename this method (e.g. after the command it handles)",
                 );
-            }
         }
     }
 }
@@ -249,14 +248,13 @@ fn handle_params(h: &Handler, cx: &Ctxt) {
                 ),
                 _ => {}
             }
-            if let Some(ctx) = rest.first() {
-                if !matches!(&*ctx.ty, Type::Reference(r) if r.mutability.is_none()) {
+            if let Some(ctx) = rest.first()
+                && !matches!(&*ctx.ty, Type::Reference(r) if r.mutability.is_none()) {
                     cx.error_spanned_by(
                         &ctx.ty,
                         "the second parameter of a handler is the context, by shared reference: write `ctx: &Context`",
                     );
                 }
-            }
             for extra in rest.iter().skip(1) {
                 cx.error_spanned_by(
                     extra,
@@ -322,13 +320,13 @@ fn apply_params(a: &Applier, cx: &Ctxt) {
 /// Apply cannot fail or answer: an event already happened, and the fold's only
 /// result is the new state.
 fn apply_returns_unit(a: &Applier, cx: &Ctxt) {
-    if let syn::ReturnType::Type(_, ty) = &a.method.sig.output {
-        if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
-            cx.error_spanned_by(
+    if let syn::ReturnType::Type(_, ty) = &a.method.sig.output
+        && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
+    {
+        cx.error_spanned_by(
                 ty,
                 "`#[apply]` returns nothing: an event already happened, so applying it cannot fail or answer. Update `self` instead, and remove the return type",
             );
-        }
     }
 }
 
@@ -493,13 +491,13 @@ fn on_params(on: &On, cx: &Ctxt) {
                     ),
                 ),
             }
-            if let Some(meta) = rest.first() {
-                if !is_meta_ref(&meta.ty) {
-                    cx.error_spanned_by(
+            if let Some(meta) = rest.first()
+                && !is_meta_ref(&meta.ty)
+            {
+                cx.error_spanned_by(
                         meta,
                         "the optional parameter after the event is its meta, by shared reference: write `meta: &EventMeta`",
                     );
-                }
             }
             for extra in rest.iter().skip(1) {
                 cx.error_spanned_by(
