@@ -59,7 +59,7 @@ async fn log(codec: Codec) -> Arc<dyn EventStore> {
             let events = (0..per_append)
                 .map(|_| {
                     i += 1;
-                    let (event_type, payload) = if i % 10 == 0 {
+                    let (event_type, payload) = if i.is_multiple_of(10) {
                         ("bench.noise", codec.encode(&Noise { note: "x".repeat(16) }))
                     } else {
                         ("bench.scored", codec.encode(&Scored { amount: i % 1000 }))

@@ -168,7 +168,107 @@ pub use factum_macros::Event;
 /// assert_eq!(account.handle(Deposit { amount: 0 }.into(), &ctx), Err(AccountError::Empty));
 /// ```
 pub use factum_macros::entity;
-/// Turns an inherent impl block of a row type into a [`View`]: `#[on]` handlers fold events into rows.
+/// Turns an inherent impl block of a row type into a [`View`]: `#[on]`
+/// methods fold events into rows, which readers get by key. What a running
+/// view promises (exactly once over the log, read-your-writes, blue/green
+/// rebuilds) is in the [`view`](mod@view) module docs.
+///
+/// Arguments, all optional, in `#[view(…)]`:
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `name = "account_balance"` | the view's stable name. It names the view's tables, so it is 1 to 40 of `a-z`, `0-9` and `_`, starting with a letter ([`view::is_valid_view_name`]); checked at compile time | the row type's name in snake_case (as for `#[entity]`: `HTTPStats` → `http_stats`) |
+/// | `version = 2` | the version of the view's logic; bumping it rebuilds the view from the start of the log beside the live one, and swaps once caught up | 1 |
+/// | `index = [owner, …]` | row fields that get a generated `find_by_<field>(value)` query; each field must be `ToString` | none |
+///
+/// Methods (the method names are yours; routing goes by the event type):
+///
+/// - `#[on] fn f(&mut self, e: &E)` or `fn f(&mut self, e: &E, meta: &EventMeta)`
+///   folds one event of type `E` into the row keyed by the event's stream id.
+///   [`EventMeta`] gives the event's position, stream, ids and `recorded_at`
+///   (the time to use: a view never reads the clock).
+/// - `#[on(key = expr)]` folds it into the row `expr` names instead: the
+///   expression sees the event and the meta, as `e` and `meta` and under the
+///   handler's own parameter names, and yields anything `ToString`. One event
+///   type may go to several handlers with different keys (several rows); two
+///   handlers of one event type with the same key are a compile error.
+/// - A handler returns `()` (keep the row) or a [`ViewOp`]: `ViewOp::Delete`
+///   removes the row, and a later event for the key starts again from `Default`.
+/// - Other methods are left as written.
+///
+/// The row type needs `Default`, `Clone`, `Debug`, `Serialize` and
+/// `Deserialize` (rows are stored as JSON). `#[on]` bodies obey the
+/// [rules]: no clock, no randomness, no side effects. Generic views and
+/// trait impls are rejected, and structural mistakes are compile errors that
+/// say what to write instead.
+///
+/// Generated: `impl View` (routing by the stored event name, each event
+/// decoded once), the queries [`ViewHandle`] derefs to, with one
+/// `find_by_<field>` per index, and an entry in the
+/// [view registry](view::registered) that [`App::start_views`] starts.
+///
+/// ```
+/// use factum::prelude::*;
+/// use factum::{View, testkit};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct Opened { pub owner: String }
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct Deposited { pub amount: u64 }
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct TransferredOut { pub to: String, pub amount: u64 }
+/// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// pub struct Closed {}
+///
+/// #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// pub struct AccountBalance { owner: String, balance: u64, since: Timestamp }
+///
+/// #[view(name = "account_balance", version = 1, index = [owner])]
+/// impl AccountBalance {
+///     #[on]
+///     fn opened(&mut self, e: &Opened, meta: &EventMeta) {
+///         self.owner = e.owner.clone();
+///         self.since = meta.recorded_at;
+///     }
+///
+///     #[on]
+///     fn deposited(&mut self, e: &Deposited) {
+///         self.balance += e.amount;
+///     }
+///
+///     // Credits the receiving account's row, not the sender's.
+///     #[on(key = e.to.clone())]
+///     fn credited(&mut self, e: &TransferredOut) {
+///         self.balance += e.amount;
+///     }
+///
+///     #[on]
+///     fn closed(&mut self, _e: &Closed) -> ViewOp {
+///         ViewOp::Delete
+///     }
+/// }
+///
+/// assert_eq!(<AccountBalance as View>::NAME, "account_balance");
+/// testkit::view::<AccountBalance>()
+///     .given("acc-1", Opened { owner: "ada".into() })
+///     .given("acc-1", Deposited { amount: 5 })
+///     .given("acc-2", TransferredOut { to: "acc-1".into(), amount: 3 })
+///     .given("acc-2", Closed {})
+///     .then_row(
+///         "acc-1",
+///         AccountBalance { owner: "ada".into(), balance: 8, since: testkit::DEFAULT_NOW },
+///     )
+///     .then_no_row("acc-2");
+///
+/// // In a running app (after `app.start_views()`): by key, and by index.
+/// async fn read(app: &App) -> Result<(), factum::ViewError> {
+///     let balances = app.view::<AccountBalance>();
+///     let _ada: Option<AccountBalance> = balances.get("acc-1").await?;
+///     let _hers: Vec<(String, AccountBalance)> = balances.find_by_owner("ada").await?;
+///     Ok(())
+/// }
+/// ```
 pub use factum_macros::view;
 
 /// The names most programs need: `use factum::prelude::*;`.
@@ -186,7 +286,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, const_str_eq, decode_current, unknown_version};
-    pub use crate::view::{IntoViewOp, ViewRegistration};
+    pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
     pub use inventory;
     pub use serde;
 }

@@ -67,9 +67,9 @@
 //! disallowed-methods = [
 //!     { path = "std::time::SystemTime::now", reason = "use ctx.now() in #[handle]; in #[apply] the time comes from the event" },
 //!     { path = "std::time::Instant::now", reason = "use ctx.now() in #[handle]; in #[apply] the time comes from the event" },
-//!     { path = "std::thread::sleep", reason = "state must not depend on timing; schedule a durable timer" },
+//!     { path = "std::thread::sleep", reason = "state must not depend on timing; send a command when the time comes" },
 //!     { path = "tokio::time::Instant::now", reason = "use ctx.now()" },
-//!     { path = "tokio::time::sleep", reason = "state must not depend on timing; schedule a durable timer" },
+//!     { path = "tokio::time::sleep", reason = "state must not depend on timing; send a command when the time comes" },
 //!     { path = "chrono::Utc::now", reason = "use ctx.now()" },
 //!     { path = "chrono::Local::now", reason = "use ctx.now()" },
 //!     { path = "time::OffsetDateTime::now_utc", reason = "use ctx.now()" },
@@ -88,10 +88,10 @@
 //!     { path = "uuid::Uuid::now_v7", reason = "use ctx.uuid()" },
 //!     { path = "uuid::Uuid::new_v7", reason = "use ctx.uuid()" },
 //!     { path = "ulid::Ulid::new", reason = "use ctx.uuid()" },
-//!     { path = "std::env::var", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "std::process::exit", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "std::thread::spawn", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "tokio::spawn", reason = "side effects belong in consumers and workflow steps" },
+//!     { path = "std::env::var", reason = "side effects belong in the code that sends the command" },
+//!     { path = "std::process::exit", reason = "side effects belong in the code that sends the command" },
+//!     { path = "std::thread::spawn", reason = "side effects belong in the code that sends the command" },
+//!     { path = "tokio::spawn", reason = "side effects belong in the code that sends the command" },
 //! ]
 //! disallowed-types = [
 //!     { path = "rand::rngs::OsRng", reason = "use ctx.random_u64()" },

@@ -1,6 +1,9 @@
 //! The typed model of what the macros read: an event struct, an entity impl
-//! block and its handlers. It keeps references to the user's syn nodes so
-//! every error and every generated call can be spanned on the user's tokens.
+//! block and its handlers, a view impl block (`ast::view`) and its `#[on]`
+//! methods. It keeps references to the user's syn nodes so every error and
+//! every generated call can be spanned on the user's tokens.
+
+mod view;
 
 use proc_macro2::TokenStream;
 use quote::format_ident;
@@ -8,6 +11,8 @@ use syn::{DeriveInput, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, Item
 
 use crate::attr::{EntityArgs, EventAttrs, Role, method_role};
 use crate::ctxt::Ctxt;
+
+pub(crate) use view::{On, View};
 
 /// A `#[derive(Event)]` input.
 pub(crate) struct Event<'a> {
@@ -182,19 +187,19 @@ impl<'a> Output<'a> {
             Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
             _ => None,
         };
-        if let Some(last) = last.filter(|s| s.ident == "Result") {
-            if let PathArguments::AngleBracketed(args) = &last.arguments {
-                let types: Vec<&Type> = args
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        GenericArgument::Type(t) => Some(t),
-                        _ => None,
-                    })
-                    .collect();
-                if let [ok, err] = types[..] {
-                    return Output::Result { ok, err };
-                }
+        if let Some(last) = last.filter(|s| s.ident == "Result")
+            && let PathArguments::AngleBracketed(args) = &last.arguments
+        {
+            let types: Vec<&Type> = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            if let [ok, err] = types[..] {
+                return Output::Result { ok, err };
             }
         }
         Output::Events(ty)
@@ -212,7 +217,8 @@ pub(crate) fn type_ident(ty: &Type) -> Option<&Ident> {
     }
 }
 
-/// `BankAccount` → `bank_account`, `HTTPServer` → `http_server`.
+/// `BankAccount` → `bank_account`, `HTTPServer` → `http_server`: the default
+/// name of an entity's streams and of a view's tables, one conversion for both.
 pub(crate) fn snake_case(ident: &str) -> String {
     let ident = ident.strip_prefix("r#").unwrap_or(ident);
     let chars: Vec<char> = ident.chars().collect();
@@ -240,6 +246,14 @@ pub(crate) fn snake_case(ident: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::snake_case;
+
+    /// An acronym is one word, for entities and views alike (views once
+    /// split it letter by letter: `h_t_t_p_stats`).
+    #[test]
+    fn an_acronym_in_a_type_name_stays_one_word() {
+        assert_eq!(snake_case("HTTPStats"), "http_stats");
+        assert_eq!(snake_case("AccountSummary"), "account_summary");
+    }
 
     #[test]
     fn entity_names_default_to_snake_case_of_the_type() {

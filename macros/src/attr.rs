@@ -1,11 +1,14 @@
-//! Attribute parsing: `#[event(…)]`, `#[entity(…)]` and the `#[handle]` / `#[apply]` markers.
+//! Attribute parsing: `#[event(…)]`, `#[entity(…)]`, `#[view(…)]` and the
+//! `#[handle]` / `#[apply]` / `#[on]` markers.
 //!
 //! Unknown and duplicate keys are spanned errors. A bad value is reported and
 //! the other keys are still read, so one typo does not hide the next mistake.
 
 use proc_macro2::TokenStream;
-use syn::parse::Parser;
-use syn::{Attribute, Ident, LitInt, LitStr, Path, Type, Visibility};
+use syn::meta::ParseNestedMeta;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, Ident, LitInt, LitStr, Path, Token, Type, Visibility};
 
 use crate::ctxt::Ctxt;
 
@@ -185,6 +188,165 @@ impl EntityArgs {
             vis: vis.get(),
         }
     }
+}
+
+/// `#[view(name = "…", version = N, index = [field, …])]`.
+pub(crate) struct ViewArgs {
+    /// The view's stable name; the row type's ident in snake_case when absent.
+    pub name: Option<LitStr>,
+    /// The version of the view's logic; 1 when absent.
+    pub version: Option<u32>,
+    /// The row fields that get a `find_by_<field>` query.
+    pub index: Vec<Ident>,
+}
+
+impl ViewArgs {
+    /// Reads the arguments of `#[view(…)]`. Every key is read, past unknown
+    /// ones and bad values, so each mistake is reported at once.
+    pub(crate) fn parse(args: TokenStream, cx: &Ctxt) -> Self {
+        let mut name = Slot::new(cx, "view", "name");
+        let mut version = Slot::new(cx, "view", "version");
+        let mut index = Slot::new(cx, "view", "index");
+
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                if let Some(lit) = value(&meta, cx, |input| input.parse::<LitStr>())? {
+                    name.set(&meta.path, lit);
+                }
+            } else if meta.path.is_ident("version") {
+                let number = |input: ParseStream<'_>| {
+                    input.parse::<LitInt>().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`version` is the version of the view's logic, a number: write `version = 2`",
+                        )
+                    })
+                };
+                if let Some(lit) = value(&meta, cx, number)? {
+                    match lit.base10_parse::<u32>() {
+                        Ok(v) => version.set(&meta.path, v),
+                        Err(e) => cx.syn_error(e),
+                    }
+                }
+            } else if meta.path.is_ident("index") {
+                if let Some(fields) = value(&meta, cx, index_fields)? {
+                    index.set(&meta.path, fields);
+                }
+            } else {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "unknown key `{}` in `#[view(…)]`: expected `name = \"…\"`, `version = N` or `index = [field, …]`",
+                        path_str(&meta.path)
+                    ),
+                );
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            cx.syn_error(err);
+        }
+
+        ViewArgs {
+            name: name.get(),
+            version: version.get(),
+            index: index.get().unwrap_or_default(),
+        }
+    }
+}
+
+/// `[field, …]`: the fields `index = …` names.
+fn index_fields(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+    let content;
+    syn::bracketed!(content in input);
+    let fields = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+    Ok(fields.into_iter().collect())
+}
+
+/// The `#[on]` marker of a method in a `#[view]` block.
+pub(crate) struct OnAttr {
+    /// `#[on(key = …)]`: the row key; the event's stream id when absent.
+    pub key: Option<Expr>,
+}
+
+/// True for the marker attribute `#[view]` consumes.
+pub(crate) fn is_on(attr: &Attribute) -> bool {
+    attr.path().is_ident("on")
+}
+
+/// The `#[on]` marker of a method, if it has one. A repeated marker and bad
+/// keys are errors; the method still counts as a handler so the other checks
+/// can run on it.
+pub(crate) fn on_attr(attrs: &[Attribute], cx: &Ctxt) -> Option<OnAttr> {
+    let mut found: Option<OnAttr> = None;
+    for attr in attrs.iter().filter(|a| is_on(a)) {
+        if found.is_some() {
+            cx.error_spanned_by(
+                attr,
+                "`#[on]` is given twice: give it once. To fold one event into two rows, write a second method with its own `#[on(key = …)]`",
+            );
+            continue;
+        }
+        let mut key = Slot::new(cx, "on", "key");
+        match &attr.meta {
+            syn::Meta::Path(_) => {}
+            syn::Meta::List(_) => {
+                let parsed = attr.parse_nested_meta(|meta| {
+                    if meta.path.is_ident("key") {
+                        if let Some(expr) = value(&meta, cx, |input| input.parse::<Expr>())? {
+                            key.set(&meta.path, expr);
+                        }
+                    } else {
+                        cx.error_spanned_by(
+                            &meta.path,
+                            format!(
+                                "unknown key `{}` in `#[on(…)]`: expected `key = <expression over the event and meta>`, e.g. `#[on(key = e.to.clone())]`",
+                                path_str(&meta.path)
+                            ),
+                        );
+                        skip_value(&meta)?;
+                    }
+                    Ok(())
+                });
+                if let Err(err) = parsed {
+                    cx.syn_error(err);
+                }
+            }
+            syn::Meta::NameValue(_) => cx.error_spanned_by(
+                attr,
+                "`#[on]` takes no value: write `#[on]`, or `#[on(key = …)]` to choose the row key",
+            ),
+        }
+        found = Some(OnAttr { key: key.get() });
+    }
+    found
+}
+
+/// A key's `= value`, parsed with `parse`. A missing `=` or a bad value is
+/// recorded and the value skipped, so the keys after it are still read.
+fn value<T>(
+    meta: &ParseNestedMeta<'_>,
+    cx: &Ctxt,
+    parse: impl FnOnce(ParseStream<'_>) -> syn::Result<T>,
+) -> syn::Result<Option<T>> {
+    match meta.value().and_then(parse) {
+        Ok(value) => Ok(Some(value)),
+        Err(err) => {
+            cx.syn_error(err);
+            skip_value(meta)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Skips what is left of a key (`= value`, `(…)`, or a bad value's rest), up
+/// to the `,` before the next key.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+        meta.input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
 }
 
 /// What a method inside an `#[entity]` block is for.

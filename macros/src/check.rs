@@ -11,7 +11,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Data, FnArg, ImplItemFn, Type};
 
-use crate::ast::{Applier, Entity, Event, Handler, type_ident};
+use crate::ast::{Applier, Entity, Event, Handler, On, View, type_ident};
 use crate::ctxt::Ctxt;
 
 /// Runs every structural check on an event struct.
@@ -37,7 +37,7 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
         not_async(
             h.method,
             "handle",
-            "a handler decides from the state it is given: make it a plain `fn`; do async work in a workflow step or a consumer",
+            "a handler decides from the state it is given: make it a plain `fn`, and do async work before `send`, passing its result in the command",
             cx,
         );
         not_generic(h.method, "handle", cx);
@@ -57,6 +57,31 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
     }
     commands_unique(en, cx);
     events_unique(en, cx);
+}
+
+/// Runs every structural check on a view impl block.
+pub(crate) fn view(v: &View, cx: &Ctxt) {
+    // As for entities: on a trait impl the methods belong to the trait.
+    if !view_impl_is_inherent(v, cx) {
+        return;
+    }
+    view_type_is_named(v, cx);
+    view_not_generic(v, cx);
+    view_has_on(v, cx);
+    index_fields_unique(v, cx);
+    for on in &v.handlers {
+        on_takes_mut_self(on, cx);
+        not_async(
+            on.method,
+            "on",
+            "folding an event into a row is pure and synchronous, so make it a plain `fn`",
+            cx,
+        );
+        not_generic(on.method, "on", cx);
+        on_params(on, cx);
+        on_returns_unit_or_view_op(on, cx);
+    }
+    on_keys_distinct(v, cx);
 }
 
 /// Events are structs: one fact, one shape. The entity macro builds the enum
@@ -126,21 +151,23 @@ fn entity_type_is_named(en: &Entity, cx: &Ctxt) {
 /// One stream type name must mean one Rust type, or stored streams could not
 /// be loaded back.
 fn entity_not_generic(en: &Entity, cx: &Ctxt) {
-    let generics = &en.item.generics;
+    impl_not_generic(
+        en.item,
+        "an entity cannot be generic: one stream type name must load into one concrete type. Write `impl Account { … }` for a concrete type",
+        cx,
+    );
+}
+
+/// Reports `message` on the generics of an impl block or of its self type.
+fn impl_not_generic(item: &syn::ItemImpl, message: &str, cx: &Ctxt) {
+    let generics = &item.generics;
     if !generics.params.is_empty() || generics.where_clause.is_some() {
-        cx.error_spanned_by(
-            generics,
-            "an entity cannot be generic: one stream type name must load into one concrete type. Write `impl Account { … }` for a concrete type",
-        );
-    } else if let Type::Path(p) = &*en.item.self_ty {
-        if let Some(last) = p.path.segments.last() {
-            if !last.arguments.is_none() {
-                cx.error_spanned_by(
-                    &last.arguments,
-                    "an entity cannot be generic: one stream type name must load into one concrete type. Write `impl Account { … }` for a concrete type",
-                );
-            }
-        }
+        cx.error_spanned_by(generics, message);
+    } else if let Type::Path(p) = &*item.self_ty
+        && let Some(last) = p.path.segments.last()
+        && !last.arguments.is_none()
+    {
+        cx.error_spanned_by(&last.arguments, message);
     }
 }
 
@@ -165,13 +192,13 @@ fn entity_has_handler_and_applier(en: &Entity, cx: &Ctxt) {
 /// user method of that name would collide with it.
 fn entity_leaves_handle_free(en: &Entity, cx: &Ctxt) {
     for item in &en.item.items {
-        if let syn::ImplItem::Fn(f) = item {
-            if f.sig.ident == "handle" {
-                cx.error_spanned_by(
+        if let syn::ImplItem::Fn(f) = item
+            && f.sig.ident == "handle"
+        {
+            cx.error_spanned_by(
                     &f.sig.ident,
                     "`#[entity]` generates `fn handle(&self, command, ctx)` that dispatches every command: rename this method (e.g. after the command it handles)",
                 );
-            }
         }
     }
 }
@@ -221,14 +248,13 @@ fn handle_params(h: &Handler, cx: &Ctxt) {
                 ),
                 _ => {}
             }
-            if let Some(ctx) = rest.first() {
-                if !matches!(&*ctx.ty, Type::Reference(r) if r.mutability.is_none()) {
+            if let Some(ctx) = rest.first()
+                && !matches!(&*ctx.ty, Type::Reference(r) if r.mutability.is_none()) {
                     cx.error_spanned_by(
                         &ctx.ty,
                         "the second parameter of a handler is the context, by shared reference: write `ctx: &Context`",
                     );
                 }
-            }
             for extra in rest.iter().skip(1) {
                 cx.error_spanned_by(
                     extra,
@@ -294,18 +320,19 @@ fn apply_params(a: &Applier, cx: &Ctxt) {
 /// Apply cannot fail or answer: an event already happened, and the fold's only
 /// result is the new state.
 fn apply_returns_unit(a: &Applier, cx: &Ctxt) {
-    if let syn::ReturnType::Type(_, ty) = &a.method.sig.output {
-        if !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty()) {
-            cx.error_spanned_by(
+    if let syn::ReturnType::Type(_, ty) = &a.method.sig.output
+        && !matches!(&**ty, Type::Tuple(t) if t.elems.is_empty())
+    {
+        cx.error_spanned_by(
                 ty,
                 "`#[apply]` returns nothing: an event already happened, so applying it cannot fail or answer. Update `self` instead, and remove the return type",
             );
-        }
     }
 }
 
-/// Handlers and applies run inside the entity's critical section and must be
-/// deterministic; async would invite I/O there.
+/// Handlers and applies run inside the entity's critical section, and view
+/// handlers inside the view's batch; all must be deterministic, and async
+/// would invite I/O there.
 fn not_async(method: &ImplItemFn, attr: &str, fix: &str, cx: &Ctxt) {
     if let Some(token) = &method.sig.asyncness {
         cx.error_spanned_by(token, format!("`#[{attr}]` cannot be `async`: {fix}"));
@@ -357,6 +384,188 @@ fn events_unique(en: &Entity, cx: &Ctxt) {
                     "event type `{ident}` is already applied by `fn {first}`: each event type has exactly one `#[apply]`. Merge the two into one method"
                 ),
             );
+        }
+    }
+}
+
+/// `#[view]` defines a view from the row type's own methods; a trait impl
+/// belongs to the trait.
+fn view_impl_is_inherent(v: &View, cx: &Ctxt) -> bool {
+    let Some((_, path, for_token)) = &v.item.trait_ else {
+        return true;
+    };
+    let mut tokens = path.to_token_stream();
+    for_token.to_tokens(&mut tokens);
+    cx.error_spanned_by(
+        tokens,
+        "`#[view]` goes on an inherent impl block of the row type, not a trait impl: write `#[view(name = \"…\")] impl Summary { … }` without `Trait for`",
+    );
+    false
+}
+
+/// The row type's own name is the default view name and names the
+/// registration.
+fn view_type_is_named(v: &View, cx: &Ctxt) {
+    if v.ident.is_none() {
+        cx.error_spanned_by(
+            &v.item.self_ty,
+            "`#[view]` needs a named row type: write `#[view] impl Summary { … }` for a struct `Summary`",
+        );
+    }
+}
+
+/// One view name must mean one row type, or its stored rows could not be
+/// read back.
+fn view_not_generic(v: &View, cx: &Ctxt) {
+    impl_not_generic(
+        v.item,
+        "a view cannot be generic: one view name must fold into one concrete row type. Write `impl Summary { … }` for a concrete type",
+        cx,
+    );
+}
+
+/// A view with no `#[on]` method folds nothing: its rows would stay empty.
+fn view_has_on(v: &View, cx: &Ctxt) {
+    if v.handlers.is_empty() {
+        cx.error_spanned_by(
+            &v.item.self_ty,
+            "this `#[view]` has no `#[on]` method: add one per event type it folds, e.g. `#[on] fn deposited(&mut self, e: &Deposited) { … }`",
+        );
+    }
+}
+
+/// Each indexed field gets one `find_by_<field>`; naming it twice would
+/// generate the query twice.
+fn index_fields_unique(v: &View, cx: &Ctxt) {
+    for (i, field) in v.args.index.iter().enumerate() {
+        if v.args.index[..i].contains(field) {
+            cx.error_spanned_by(
+                field,
+                format!("`{field}` is indexed twice: name each field once in `index = [...]`"),
+            );
+        }
+    }
+}
+
+/// An `#[on]` method folds the event into the row it owns: `&mut self`.
+fn on_takes_mut_self(on: &On, cx: &Ctxt) {
+    const FIX: &str = "write `fn deposited(&mut self, e: &Deposited)`";
+    match on.method.sig.inputs.first() {
+        Some(FnArg::Receiver(r))
+            if r.reference.is_some() && r.mutability.is_some() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) => cx.error_spanned_by(
+            r,
+            format!("`#[on]` folds the event into the row, so it takes `&mut self`: {FIX}"),
+        ),
+        _ => cx.error_spanned_by(
+            &on.method.sig.ident,
+            format!("`#[on]` needs a `&mut self` receiver, the row it folds into: {FIX}"),
+        ),
+    }
+}
+
+/// An `#[on]` method receives one event by shared reference, and optionally
+/// its meta; the generated fold passes exactly those.
+fn on_params(on: &On, cx: &Ctxt) {
+    const FIX: &str = "write `fn deposited(&mut self, e: &Deposited)` or `fn deposited(&mut self, e: &Deposited, meta: &EventMeta)`";
+    match on.params.as_slice() {
+        [] => cx.error_spanned_by(
+            &on.method.sig.ident,
+            format!("`#[on]` needs the event it folds as a parameter: {FIX}"),
+        ),
+        [ev, rest @ ..] => {
+            match &*ev.ty {
+                Type::Reference(r) if r.mutability.is_some() => cx.error_spanned_by(
+                    &ev.ty,
+                    format!(
+                        "an event is never modified, so `#[on]` takes it by shared reference: write `{}`",
+                        event_param(ev, &r.elem)
+                    ),
+                ),
+                Type::Reference(_) => {}
+                other => cx.error_spanned_by(
+                    other,
+                    format!(
+                        "`#[on]` takes the event by shared reference (events are never modified, and the log keeps them): write `{}`",
+                        event_param(ev, other)
+                    ),
+                ),
+            }
+            if let Some(meta) = rest.first()
+                && !is_meta_ref(&meta.ty)
+            {
+                cx.error_spanned_by(
+                        meta,
+                        "the optional parameter after the event is its meta, by shared reference: write `meta: &EventMeta`",
+                    );
+            }
+            for extra in rest.iter().skip(1) {
+                cx.error_spanned_by(
+                    extra,
+                    "extra parameter: `#[on]` folds one event, and optionally its `meta: &EventMeta`, into the row and takes nothing else: remove it",
+                );
+            }
+        }
+    }
+}
+
+/// The event parameter as it should be written, in the user's own names where
+/// they are plain (`e: &Opened`), else in the documentation's.
+fn event_param(param: &syn::PatType, event: &Type) -> String {
+    let name = match &*param.pat {
+        syn::Pat::Ident(p) if p.subpat.is_none() => p.ident.to_string(),
+        _ => "e".to_owned(),
+    };
+    let ty = match type_ident(event) {
+        Some(_) => event.to_token_stream().to_string().replace(' ', ""),
+        None => "Deposited".to_owned(),
+    };
+    format!("{name}: &{ty}")
+}
+
+/// `&EventMeta` or `&EventMeta<'_>`, by any path.
+fn is_meta_ref(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) if r.mutability.is_none() => {
+            type_ident(&r.elem).is_some_and(|ident| ident == "EventMeta")
+        }
+        _ => false,
+    }
+}
+
+/// The fold keeps or deletes the row and nothing else: a handler returns `()`
+/// (keep) or a `ViewOp`.
+fn on_returns_unit_or_view_op(on: &On, cx: &Ctxt) {
+    let syn::ReturnType::Type(_, ty) = &on.method.sig.output else {
+        return;
+    };
+    let allowed = match &**ty {
+        Type::Tuple(t) => t.elems.is_empty(),
+        other => type_ident(other).is_some_and(|ident| ident == "ViewOp"),
+    };
+    if !allowed {
+        cx.error_spanned_by(
+            ty,
+            "`#[on]` returns `()` (keep the row) or `ViewOp` (`ViewOp::Delete` removes the row): remove the return type, or return a `ViewOp`",
+        );
+    }
+}
+
+/// Two handlers for one event type writing the same key would fold the event
+/// twice into one row.
+fn on_keys_distinct(v: &View, cx: &Ctxt) {
+    for (i, a) in v.handlers.iter().enumerate() {
+        let Some(event) = a.event_tokens() else { continue };
+        for b in &v.handlers[..i] {
+            if b.event_tokens().as_ref() == Some(&event) && a.key_tokens() == b.key_tokens() {
+                cx.error_spanned_by(
+                    &a.method.sig.ident,
+                    format!(
+                        "`{}` and `{}` both fold `{event}` into the same row key; merge them, or give one `#[on(key = …)]`",
+                        b.method.sig.ident, a.method.sig.ident,
+                    ),
+                );
+            }
         }
     }
 }

@@ -3,8 +3,12 @@
 use std::cell::RefCell;
 
 /// An error sink for one macro expansion. Must be consumed with [`Ctxt::check`].
-#[derive(Default)]
+///
+/// [`Ctxt::new`] is the only way to build one, and it comes armed: dropping it
+/// without calling `check` panics, so an error recorded here can never be lost.
+/// (No `Default`: a collector built disarmed would drop errors silently.)
 pub(crate) struct Ctxt {
+    /// `Some` until `check` takes the errors; `None` only after that.
     errors: RefCell<Option<Vec<syn::Error>>>,
 }
 
@@ -45,5 +49,39 @@ impl Drop for Ctxt {
         if !std::thread::panicking() && self.errors.borrow().is_some() {
             panic!("forgot to check for errors");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::Span;
+
+    use super::Ctxt;
+
+    #[test]
+    fn every_recorded_error_comes_back_combined() {
+        let cx = Ctxt::new();
+        cx.syn_error(syn::Error::new(Span::call_site(), "first"));
+        cx.syn_error(syn::Error::new(Span::call_site(), "second"));
+        let messages: Vec<String> = cx
+            .check()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(messages, ["first", "second"]);
+    }
+
+    #[test]
+    fn a_collector_with_no_errors_checks_ok() {
+        assert!(Ctxt::new().check().is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "forgot to check for errors")]
+    fn a_collector_dropped_unchecked_panics_instead_of_losing_errors() {
+        let cx = Ctxt::new();
+        cx.syn_error(syn::Error::new(Span::call_site(), "lost"));
+        drop(cx);
     }
 }

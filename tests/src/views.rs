@@ -68,7 +68,7 @@ impl Tally {
     fn scored(&mut self, e: &Scored, meta: &EventMeta) {
         self.count += 1;
         self.sum += e.amount;
-        self.parity = if self.sum % 2 == 0 { "even" } else { "odd" }.to_owned();
+        self.parity = if self.sum.is_multiple_of(2) { "even" } else { "odd" }.to_owned();
         self.last_at = meta.recorded_at;
     }
 

@@ -158,7 +158,7 @@ fn new_event(codec: Codec, account: &str, amount: u64) -> NewEvent {
             event_id: Uuid::new_v4(),
             recorded_at: Timestamp::from_micros(1_700_000_000_000_000 + amount as i64),
             command_id: Uuid::new_v4(),
-            causation_id: (amount % 2 == 0).then(Uuid::new_v4),
+            causation_id: amount.is_multiple_of(2).then(Uuid::new_v4),
             correlation_id: Uuid::new_v4(),
         },
     }

@@ -1,9 +1,11 @@
-//! Generated code must not be captured by the user's own names: an entity and
-//! its events declared in a module that shadows the prelude still compile and work.
+//! Generated code must not be captured by the user's own names: an entity, a
+//! view and their events declared in a module that shadows the prelude still
+//! compile and work.
 #![allow(missing_docs)] // a test crate: its `pub` items are fixtures, not an API
 #![allow(dead_code, non_snake_case, clippy::all)] // the shadowing items exist only to be in scope
 
 mod shadowed {
+    use ::factum::view::{EventMeta, ViewOp};
     use ::factum::{Context, Entity, Event};
 
     // Every prelude name generated code could reach for, shadowed.
@@ -18,6 +20,9 @@ mod shadowed {
     pub struct Clone;
     pub struct Debug;
     pub struct PartialEq;
+    pub struct ToString;
+    pub struct ToOwned;
+    pub struct Deref;
     pub fn Some() {}
     pub fn None() {}
     pub fn Ok() {}
@@ -123,6 +128,43 @@ mod shadowed {
         }
     }
 
+    #[derive(
+        ::core::default::Default,
+        ::core::clone::Clone,
+        ::core::fmt::Debug,
+        ::core::cmp::PartialEq,
+        ::serde::Serialize,
+        ::serde::Deserialize,
+    )]
+    pub struct Totals {
+        pub total: u64,
+        pub events: u32,
+    }
+
+    // Every shape of handler: the default key, a key expression over renamed
+    // parameters, the meta, `ViewOp`, and an index.
+    #[::factum::view(name = "hygiene_totals", version = 2, index = [total])]
+    impl Totals {
+        #[on]
+        fn added(&mut self, e: &AddedV2, meta: &EventMeta) {
+            self.total += e.by;
+            self.events += 1;
+            let _ = meta.position;
+        }
+
+        #[on(key = ::std::format!("{}-{}", m.stream_type, ev.by % 2))]
+        fn added_by_parity(&mut self, ev: &AddedV2, m: &EventMeta) {
+            self.total += ev.by;
+            self.events += 1;
+            let _ = m;
+        }
+
+        #[on]
+        fn reset(&mut self, _e: &Reset) -> ViewOp {
+            ViewOp::Delete
+        }
+    }
+
     /// Uses the names so the shadowing items are not merely declared.
     pub fn check(ctx: &Context) -> u64 {
         let mut counter = <Counter as ::core::default::Default>::default();
@@ -152,5 +194,34 @@ fn an_entity_in_a_module_that_shadows_the_prelude_compiles_and_works() {
     assert_eq!(
         loaded,
         shadowed::CounterEvent::AddedV2(shadowed::AddedV2 { by: 3 })
+    );
+}
+
+#[test]
+fn a_view_in_a_module_that_shadows_the_prelude_compiles_and_folds() {
+    use factum::View;
+
+    assert_eq!(
+        (
+            <shadowed::Totals as View>::NAME,
+            <shadowed::Totals as View>::VERSION
+        ),
+        ("hygiene_totals", 2)
+    );
+    assert_eq!(<shadowed::Totals as View>::INDEXES, ["total"]);
+    let rows = factum::testkit::view::<shadowed::Totals>()
+        .given("c-1", shadowed::AddedV2 { by: 2 })
+        .given("c-1", shadowed::AddedV2 { by: 3 })
+        .given("c-2", shadowed::AddedV2 { by: 4 })
+        .given("c-2", shadowed::Reset)
+        .rows();
+    let folded: Vec<(&str, u64, u32)> = rows
+        .iter()
+        .map(|(key, row)| (key.as_str(), row.total, row.events))
+        .collect();
+    assert_eq!(
+        folded,
+        [("c-1", 5, 2), ("test-0", 6, 2), ("test-1", 3, 1)],
+        "c-2 was deleted by Reset"
     );
 }

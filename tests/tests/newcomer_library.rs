@@ -126,12 +126,12 @@ impl Book {
                 borrower: loan.borrower.clone(),
             });
         }
-        if let Some(reserver) = &self.reserved_for {
-            if *reserver != cmd.member {
-                return Err(LoanError::ReservedForSomeoneElse {
-                    reserver: reserver.clone(),
-                });
-            }
+        if let Some(reserver) = &self.reserved_for
+            && *reserver != cmd.member
+        {
+            return Err(LoanError::ReservedForSomeoneElse {
+                reserver: reserver.clone(),
+            });
         }
         Ok(Lent {
             member: cmd.member,

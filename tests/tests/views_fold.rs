@@ -377,3 +377,60 @@ async fn view_stores_refuse_names_that_could_share_a_table() {
     );
     assert!(err.to_string().contains("view `a-b`"), "{err}");
 }
+
+/// Given a view and an entity over types both named `HTTPStats` and no
+/// `name = "…"`, then both default to `http_stats`: the two macros share one
+/// snake_case, which keeps an acronym one word (views used to get `h_t_t_p_stats`).
+#[test]
+fn a_view_and_an_entity_derive_the_same_snake_case_name() {
+    mod as_view {
+        use factum::prelude::*;
+        use factum_tests::views::Scored;
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub struct HTTPStats {
+            pub hits: u64,
+        }
+
+        #[view]
+        impl HTTPStats {
+            #[on]
+            fn scored(&mut self, _e: &Scored) {
+                self.hits += 1;
+            }
+        }
+    }
+
+    mod as_entity {
+        use factum::prelude::*;
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+        pub struct Hit {}
+
+        #[derive(Clone, Debug)]
+        pub struct RecordHit;
+
+        #[derive(Default, Clone, Debug, PartialEq)]
+        pub struct HTTPStats {
+            pub hits: u64,
+        }
+
+        #[entity]
+        impl HTTPStats {
+            #[handle]
+            fn record(&self, _cmd: RecordHit) -> Hit {
+                Hit {}
+            }
+
+            #[apply]
+            fn hit(&mut self, _e: &Hit) {
+                self.hits += 1;
+            }
+        }
+    }
+
+    assert_eq!(<as_view::HTTPStats as factum::View>::NAME, "http_stats");
+    assert_eq!(<as_entity::HTTPStats as factum::Entity>::NAME, "http_stats");
+}

@@ -496,10 +496,10 @@ impl Writer {
         for outcome in outcomes {
             match outcome {
                 Outcome::Append(reply, result) => {
-                    if let Ok(appended) = &result {
-                        if appended.last_position > 0 {
-                            head = Some(appended.last_position);
-                        }
+                    if let Ok(appended) = &result
+                        && appended.last_position > 0
+                    {
+                        head = Some(appended.last_position);
                     }
                     let _ = reply.send(result);
                 }

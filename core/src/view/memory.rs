@@ -53,12 +53,12 @@ impl Data {
     fn unindex(&mut self, key: &str) {
         if let Some(old) = self.entries.remove(key) {
             for (name, value) in old {
-                if let Some(by_value) = self.index.get_mut(name) {
-                    if let Some(keys) = by_value.get_mut(&value) {
-                        keys.remove(key);
-                        if keys.is_empty() {
-                            by_value.remove(&value);
-                        }
+                if let Some(by_value) = self.index.get_mut(name)
+                    && let Some(keys) = by_value.get_mut(&value)
+                {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        by_value.remove(&value);
                     }
                 }
             }

@@ -16,6 +16,7 @@ use crate::attr::is_marker;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::expand::event::const_message;
+use crate::expand::item_head;
 use crate::rules::{self, Site};
 
 /// Parses, models, checks and expands one `#[entity]`.
@@ -64,27 +65,6 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
             out.extend(fallback(&en));
             out
         }
-    }
-}
-
-/// The tokens an error about a misplaced `#[entity]` points at: the item's
-/// keyword and name rather than its whole body.
-fn item_head(item: &Item) -> TokenStream {
-    match item {
-        Item::Struct(s) => {
-            let (vis, token, ident) = (&s.vis, &s.struct_token, &s.ident);
-            quote!(#vis #token #ident)
-        }
-        Item::Enum(e) => {
-            let (vis, token, ident) = (&e.vis, &e.enum_token, &e.ident);
-            quote!(#vis #token #ident)
-        }
-        Item::Fn(f) => f.sig.to_token_stream(),
-        Item::Trait(t) => {
-            let (vis, token, ident) = (&t.vis, &t.trait_token, &t.ident);
-            quote!(#vis #token #ident)
-        }
-        other => other.to_token_stream(),
     }
 }
 

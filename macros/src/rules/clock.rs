@@ -44,7 +44,7 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
         }
         Seen::Path(path) if WAITS.iter().any(|p| p.matches(path)) => (
             "waits on the wall clock",
-            "To act later, schedule a durable timer.",
+            "To act later, send a command when the time comes; its handler reads the time from `ctx.now()`.",
         ),
         Seen::Method { receiver, method }
             if EPOCH_METHODS

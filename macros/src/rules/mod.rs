@@ -1,94 +1,13 @@
 //! The event-sourcing rules, checked on handler bodies and event types at compile time.
 //!
-//! The entity, view and workflow macros call [`check_body`] on every handler
-//! body and `#[derive(Event)]` calls [`check_event`]; every violation is
-//! reported, each spanned on the tokens that break the rule. One submodule per
-//! rule holds its table and the one function that judges against it.
+//! The entity and view macros call [`check_body`] on every handler body and
+//! `#[derive(Event)]` calls [`check_event`]; every violation is reported, each
+//! spanned on the tokens that break the rule. One submodule per rule holds its
+//! table and the one function that judges against it.
 //!
-//! # What the check sees
-//!
-//! The walk ([`walk`]) reads the body as written, before name resolution. It sees:
-//! - paths in expression position, written short (`SystemTime::now()`), fully
-//!   qualified (`::std::time::SystemTime::now()`), or used as a value
-//!   (`let f = SystemTime::now;`, `.map(|_| Instant::now())`): a path matches a
-//!   forbidden item when it ends with the item's segments (`Instant::now` also
-//!   matches `tokio::time::Instant::now`) or, for modules, crates and RNG types
-//!   (`std::fs`, `fastrand`, `OsRng`), when it contains them;
-//! - method calls on a path receiver (`UNIX_EPOCH.elapsed()`);
-//! - closures, nested blocks, `match` arms, `async` blocks, `let`
-//!   initialisers, method receivers and arguments;
-//! - macro calls: the macro's own path (`println!`, `dbg!`), and its arguments,
-//!   parsed as comma-separated expressions where they parse (`format!`,
-//!   `assert!`, `write!`) and otherwise scanned as tokens for forbidden path
-//!   sequences (`vec![SystemTime::now(); 3]`);
-//! - `unsafe` blocks (which is how a `static mut` is reached).
-//!
-//! String literals and comments never match.
-//!
-//! # What it cannot see
-//!
-//! The check has no name resolution and no types, so it misses:
-//! - `use … as` aliases and glob or bare imports: after
-//!   `use std::time::SystemTime as Clock;`, `Clock::now()` passes; after
-//!   `use std::fs;`, `fs::read(…)` passes (only `std::fs::…` is recognised,
-//!   so that a user's own module named `fs` is never flagged); after
-//!   `use rand::random;`, a bare `random()` passes (a local named `random` is
-//!   legitimate);
-//! - calls hidden in helper functions, in nested items of the body (a nested
-//!   `fn` is its own scope and is not walked), or in other crates;
-//! - trait and inherent methods reached through a value (`clock.now()`,
-//!   `rng.next_u64()` on an RNG obtained elsewhere), since which type a method
-//!   belongs to is only known after type checking;
-//! - macros from other crates that expand to forbidden calls (the check sees
-//!   the macro's arguments, never its expansion).
-//!
-//! The test kit backs the check at test time: it replays the recorded events
-//! onto a fresh state twice and fails when the states differ.
-//!
-//! # Crate-wide, through clippy
-//!
-//! Clippy resolves names, so it sees through aliases and helper functions.
-//! Users who keep their entities, views and workflows in a crate of their own
-//! can forbid the same items there with a `clippy.toml`:
-//!
-//! ```toml
-//! disallowed-methods = [
-//!     { path = "std::time::SystemTime::now", reason = "use ctx.now() in #[handle]; in #[apply] the time comes from the event" },
-//!     { path = "std::time::Instant::now", reason = "use ctx.now() in #[handle]; in #[apply] the time comes from the event" },
-//!     { path = "std::thread::sleep", reason = "state must not depend on timing; schedule a durable timer" },
-//!     { path = "tokio::time::Instant::now", reason = "use ctx.now()" },
-//!     { path = "tokio::time::sleep", reason = "state must not depend on timing; schedule a durable timer" },
-//!     { path = "chrono::Utc::now", reason = "use ctx.now()" },
-//!     { path = "chrono::Local::now", reason = "use ctx.now()" },
-//!     { path = "time::OffsetDateTime::now_utc", reason = "use ctx.now()" },
-//!     { path = "time::OffsetDateTime::now_local", reason = "use ctx.now()" },
-//!     { path = "jiff::Timestamp::now", reason = "use ctx.now()" },
-//!     { path = "jiff::Zoned::now", reason = "use ctx.now()" },
-//!     { path = "factum::Timestamp::wall_clock", reason = "use ctx.now()" },
-//!     { path = "rand::random", reason = "use ctx.random_u64()" },
-//!     { path = "rand::thread_rng", reason = "use ctx.random_u64()" },
-//!     { path = "rand::rng", reason = "use ctx.random_u64()" },
-//!     { path = "getrandom::getrandom", reason = "use ctx.random_u64()" },
-//!     { path = "getrandom::fill", reason = "use ctx.random_u64()" },
-//!     { path = "uuid::Uuid::new_v4", reason = "use ctx.uuid()" },
-//!     { path = "uuid::Uuid::now_v1", reason = "use ctx.uuid()" },
-//!     { path = "uuid::Uuid::now_v6", reason = "use ctx.uuid()" },
-//!     { path = "uuid::Uuid::now_v7", reason = "use ctx.uuid()" },
-//!     { path = "uuid::Uuid::new_v7", reason = "use ctx.uuid()" },
-//!     { path = "ulid::Ulid::new", reason = "use ctx.uuid()" },
-//!     { path = "std::env::var", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "std::process::exit", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "std::thread::spawn", reason = "side effects belong in consumers and workflow steps" },
-//!     { path = "tokio::spawn", reason = "side effects belong in consumers and workflow steps" },
-//! ]
-//! disallowed-types = [
-//!     { path = "rand::rngs::OsRng", reason = "use ctx.random_u64()" },
-//!     { path = "rand::rngs::ThreadRng", reason = "use ctx.random_u64()" },
-//! ]
-//! ```
-//!
-//! Clippy applies it to the whole crate, consumers included, where side
-//! effects are the point: allow `clippy::disallowed_methods` on those items.
+//! What the check sees, what it cannot see, and the `clippy.toml` that covers
+//! the rest are documented once, for users, in `factum::rules`
+//! (`core/src/rules.rs`): update that page when a table here changes.
 
 mod clock;
 mod failure_names;
@@ -103,7 +22,7 @@ use crate::ctxt::Ctxt;
 
 /// Where a body runs, which decides what it may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // ViewOn and WorkflowDecision are used by the view and workflow macros
+#[allow(dead_code)] // WorkflowDecision waits for the workflow macro; the rule tests already cover it
 pub(crate) enum Site {
     /// A `#[handle]` method: decides events; may use `ctx`.
     Handle,

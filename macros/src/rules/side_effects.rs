@@ -35,8 +35,10 @@ const PRINT_MACROS: &[&str] = &["println", "print", "eprintln", "eprint", "dbg"]
 /// Never produce side effects when processing events: an event is folded
 /// again on every replay, rebuild and snapshot, and a handler may run again
 /// on retry, so any effect would repeat (and a fold that depends on the
-/// outside world rebuilds different state). Effects belong in consumers and
-/// workflow steps, which run once per event with de-duplication.
+/// outside world rebuilds different state). Effects belong around the command
+/// instead: inputs read before `send` travel in the command, and effects of
+/// the outcome run once, after `send` returns. (The message names no consumer
+/// or workflow step: neither exists yet.)
 pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
     let folding = site != Site::Handle;
     let does = match seen {
@@ -59,7 +61,8 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
     };
     Some(format!(
         "`{}` {does} in {}; {why} (rule: never produce side effects when processing events). \
-         Side effects belong in consumers and workflow steps.",
+         Side effects belong in the code that sends the command: read inputs before `send` and put \
+         them in the command, and act on the outcome after `send` returns.",
         seen.shown(),
         site.body(),
     ))

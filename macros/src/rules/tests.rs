@@ -147,7 +147,7 @@ fn sleeping_is_flagged_as_waiting_on_the_clock() {
             let found = errors_in(&format!("{path}(d);"), site);
             assert_eq!(found.len(), 1, "{path}: {found:?}");
             assert!(found[0].contains("waits on the wall clock"), "{}", found[0]);
-            assert!(found[0].contains("schedule a durable timer"), "{}", found[0]);
+            assert!(found[0].contains("when the time comes"), "{}", found[0]);
         }
     }
 }
@@ -268,7 +268,7 @@ fn environment_process_and_spawning_are_flagged_in_every_site() {
                 &format!("`{}` {does} in {}", path.trim_start_matches("::"), site.body()),
                 &[
                     "(rule: never produce side effects when processing events)",
-                    "Side effects belong in consumers and workflow steps.",
+                    "Side effects belong in the code that sends the command",
                 ],
             );
         }
