@@ -1,5 +1,5 @@
 //! Every id and seed factum derives, in one place: event ids, the `Context`
-//! seed, the conflict-backoff jitter.
+//! seed, the conflict-backoff jitter, the command ids of timer firings.
 //!
 //! These values are stored (event ids) or replayed (seeds), so they are part
 //! of the data format: an append that already committed is acknowledged by
@@ -17,6 +17,27 @@ pub fn event_id(command_id: Uuid, index: u64) -> Uuid {
     let b = mix64(lo.wrapping_add(index.wrapping_mul(GOLDEN)) ^ a);
     uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
 }
+
+/// The command id of the firing of the timer `name` due at `due`: a hash of
+/// the two, so a firing re-sent after a crash (the process died between the
+/// send and recording the firing) carries the same command id, and the
+/// command side's de-duplication answers it with the first outcome. A timer
+/// re-scheduled under the same name and due time shares the id too: schedule
+/// the second one at another time if it must run again.
+pub fn timer_command_id(name: &str, due: crate::time::Timestamp) -> Uuid {
+    let due = due.as_micros() as u64;
+    // Two independent 64-bit hashes of the name (FNV-1a from two starts), so the
+    // id carries 128 bits of the name, not 64.
+    let (h1, h2) = (fnv1a(name.as_bytes()), fnv1a_from(TIMER_BASIS, name.as_bytes()));
+    let a = mix64(h1 ^ mix64(due ^ TIMER_SALT));
+    let b = mix64(h2.wrapping_add(due.wrapping_mul(GOLDEN)) ^ a);
+    uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
+}
+
+/// Keeps timer command ids apart from event ids derived from the same numbers.
+const TIMER_SALT: u64 = 0x7469_6d65_7273_2121; // "timers!!"
+/// The second FNV-1a start for timer names (the standard basis, mixed once).
+const TIMER_BASIS: u64 = 0x8422_2325_CBF2_9CE4;
 
 /// The seed of a command's random numbers: the command id, the entity id and
 /// the version it is decided at, so one command id fanned out to two entities
@@ -52,9 +73,13 @@ fn mix64(mut z: u64) -> u64 {
 /// FNV-1a: stable across Rust versions and platforms, unlike std's hasher,
 /// so a stored decision replays the same everywhere.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    fnv1a_from(0xCBF2_9CE4_8422_2325, bytes)
+}
+
+fn fnv1a_from(basis: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(basis, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01B3))
 }
 
 #[cfg(test)]
@@ -97,6 +122,43 @@ mod tests {
             [splitmix_next(&mut state), splitmix_next(&mut state)],
             [13_679_457_532_755_275_413, 2_949_826_092_126_892_291]
         );
+    }
+
+    #[test]
+    fn timer_command_ids_are_pinned() {
+        use crate::time::Timestamp;
+        let due = Timestamp::from_secs(1_767_225_600);
+        assert_eq!(
+            timer_command_id("fee:acc-1", due).to_string(),
+            "09d08e4c-f6a2-4420-9558-70cd00f37948",
+            "timer fee:acc-1 at 2026-01-01"
+        );
+        assert_eq!(
+            timer_command_id("fee:acc-1", Timestamp::EPOCH).to_string(),
+            "b35c69c9-ad0b-4b0a-8353-8577bf8ea0e8"
+        );
+        assert_eq!(
+            timer_command_id("", Timestamp::EPOCH).to_string(),
+            "9d383f5b-afdd-4861-8684-5c3023f92ad1"
+        );
+    }
+
+    #[test]
+    fn a_timer_command_id_differs_by_name_and_by_due_time() {
+        use crate::time::Timestamp;
+        let due = Timestamp::from_secs(60);
+        let id = timer_command_id("fee:acc-1", due);
+        assert_eq!(
+            id,
+            timer_command_id("fee:acc-1", due),
+            "the same firing, the same id"
+        );
+        assert_ne!(id, timer_command_id("fee:acc-2", due));
+        assert_ne!(
+            id,
+            timer_command_id("fee:acc-1", Timestamp::from_micros(60_000_001))
+        );
+        assert_ne!(id, event_id(id, 0));
     }
 
     #[test]
