@@ -501,11 +501,15 @@ impl Timers {
     ///
     /// Fails with [`TimerError::Undecodable`] naming a due timer nobody can
     /// decode (it stays pending), and with [`TimerError::Failing`] once the
-    /// runner failed [`FAILURES_BEFORE_WAIT_FAILS`] times in a row on a due timer.
+    /// runner failed [`FAILURES_BEFORE_WAIT_FAILS`] times in a row on a due
+    /// timer, the last of them while this call waited.
     pub async fn wait_idle(&self) -> Result<(), TimerError> {
         let shared = self.shared()?;
         let target = shared.env.clock().now();
         let mut sweeps = shared.sweeps.subscribe();
+        // A streak from before this call may be over (the store recovered):
+        // give up only on a failure seen while waiting.
+        let streak_before = shared.progress.failure().map_or(0, |f| f.attempts);
         loop {
             sweeps.borrow_and_update();
             let due = shared
@@ -526,17 +530,13 @@ impl Timers {
             };
             if let Some(f) = shared.progress.failure()
                 && f.attempts >= FAILURES_BEFORE_WAIT_FAILS
+                && f.attempts > streak_before
             {
                 return Err(TimerError::Failing {
                     name: first.name,
                     attempts: f.attempts,
                     error: f.error,
                 });
-            }
-            if shared.progress.failure().is_none() {
-                // A schedule that raced the runner's last look at the next due
-                // time did not wake it; this does. (Not while it backs off.)
-                shared.wake.notify_one();
             }
             if sweeps.changed().await.is_err() {
                 return Err(TimerError::Stopped);
@@ -664,6 +664,7 @@ impl Process for Runner {
                 .map_err(TimerError::store("reading the next due time"))?;
             shared.progress.publish(handled_through(now, next));
             let mut wait = IDLE_WAIT;
+            let failing = failure.is_some();
             match failure {
                 Some(error) => {
                     shared.progress.failed(&error);
@@ -673,8 +674,14 @@ impl Process for Runner {
             }
             shared.sweeps.send_modify(|n| *n = n.wrapping_add(1));
             if let Some(next) = next {
+                // A schedule from now on compares its due time with this (and
+                // one that committed before the read above is in `next`).
                 shared.sleeping_until.store(next.as_micros(), Ordering::SeqCst);
                 let now = shared.env.clock().now();
+                if next <= now && !failing {
+                    // Scheduled during the sweep and already due: sweep again now.
+                    continue;
+                }
                 if next > now && moves.is_none() {
                     // A clock that moves by itself: sleep until the next timer is due.
                     wait = wait.min(next.since(now));
