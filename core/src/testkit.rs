@@ -38,7 +38,7 @@ use crate::codec::Codec;
 use crate::entity::{Context, Entity};
 use crate::event::Event;
 use crate::store::{EventMetadata, RecordedEvent};
-use crate::time::{Clock, ManualClock, Timestamp};
+use crate::time::{ManualClock, Timestamp};
 use crate::timer::{Firing, TimerError, Timers};
 use crate::view::View;
 

@@ -244,6 +244,11 @@ impl ManualClock {
         }
     }
 
+    /// The time it stands at (also [`Clock::now`], without importing the trait).
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
     /// Sets the time.
     pub fn set(&self, at: Timestamp) {
         self.micros
@@ -261,7 +266,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+        ManualClock::now(self)
     }
 
     fn moves(&self) -> Option<tokio::sync::watch::Receiver<()>> {
