@@ -154,10 +154,13 @@ impl std::fmt::Debug for TimerSettings {
     }
 }
 
+/// The decoders of one entity, by command type name.
+type EntityDecoders = HashMap<String, Arc<dyn Decoder>>;
+
 /// Decoders by entity name, then command type name.
 #[derive(Default)]
 pub(crate) struct Decoders {
-    map: RwLock<HashMap<&'static str, HashMap<String, Arc<dyn Decoder>>>>,
+    map: RwLock<HashMap<&'static str, EntityDecoders>>,
 }
 
 impl Decoders {
