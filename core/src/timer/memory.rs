@@ -1,6 +1,7 @@
 //! Timers in process memory, beside a [`MemoryStore`](crate::MemoryStore):
-//! a map by name and an ordered set of the unblocked ones by due time, so
-//! handing out the due timers costs O(log n + due) however many are pending.
+//! a map by name and an ordered set by due time, so handing out the due
+//! timers, or a page of the pending ones, costs O(log n + page) however many
+//! are pending.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -21,13 +22,24 @@ pub struct MemoryTimerStore {
 #[derive(Default)]
 struct State {
     by_name: HashMap<String, StoredTimer>,
-    /// The unblocked timers, in the order they are due.
+    /// Every timer, in the order they are due (blocked ones are skipped when read).
     by_due: BTreeSet<(Timestamp, String)>,
     /// Newest last.
     firings: VecDeque<Firing>,
 }
 
 impl State {
+    /// The timers in due order, after `(due, name)` when given.
+    fn page(&self, after: Option<(Timestamp, &str)>) -> impl Iterator<Item = &StoredTimer> {
+        let start = match after {
+            Some((due, name)) => Bound::Excluded((due, name.to_owned())),
+            None => Bound::Unbounded,
+        };
+        self.by_due
+            .range((start, Bound::Unbounded))
+            .filter_map(|(_, name)| self.by_name.get(name))
+    }
+
     fn remove(&mut self, name: &str) -> Option<StoredTimer> {
         let old = self.by_name.remove(name)?;
         self.by_due.remove(&(old.due, old.name.clone()));
@@ -61,9 +73,7 @@ impl TimerStore for MemoryTimerStore {
     async fn schedule(&self, timer: StoredTimer) -> Result<(), TimerStoreError> {
         let mut state = self.state();
         state.remove(&timer.name);
-        if !timer.blocked {
-            state.by_due.insert((timer.due, timer.name.clone()));
-        }
+        state.by_due.insert((timer.due, timer.name.clone()));
         state.by_name.insert(timer.name.clone(), timer);
         Ok(())
     }
@@ -79,21 +89,17 @@ impl TimerStore for MemoryTimerStore {
         limit: usize,
     ) -> Result<Vec<StoredTimer>, TimerStoreError> {
         let state = self.state();
-        let start = match after {
-            Some((due, name)) => Bound::Excluded((due, name.to_owned())),
-            None => Bound::Unbounded,
-        };
         Ok(state
-            .by_due
-            .range((start, Bound::Unbounded))
-            .take_while(|(due, _)| *due <= now)
+            .page(after)
+            .take_while(|t| t.due <= now)
+            .filter(|t| !t.blocked)
             .take(limit)
-            .filter_map(|(_, name)| state.by_name.get(name).cloned())
+            .cloned()
             .collect())
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, TimerStoreError> {
-        Ok(self.state().by_due.first().map(|(due, _)| *due))
+        Ok(self.state().page(None).find(|t| !t.blocked).map(|t| t.due))
     }
 
     async fn pending(
@@ -101,14 +107,7 @@ impl TimerStore for MemoryTimerStore {
         after: Option<(Timestamp, &str)>,
         limit: usize,
     ) -> Result<Vec<StoredTimer>, TimerStoreError> {
-        let state = self.state();
-        let mut all: Vec<&StoredTimer> = state
-            .by_name
-            .values()
-            .filter(|t| after.is_none_or(|(due, name)| (t.due, t.name.as_str()) > (due, name)))
-            .collect();
-        all.sort_unstable_by(|a, b| (a.due, &a.name).cmp(&(b.due, &b.name)));
-        Ok(all.into_iter().take(limit).cloned().collect())
+        Ok(self.state().page(after).take(limit).cloned().collect())
     }
 
     async fn settle(&self, batch: Vec<Settlement>) -> Result<(), TimerStoreError> {
@@ -125,14 +124,10 @@ impl TimerStore for MemoryTimerStore {
                         state.remove(name);
                     }
                     After::Retry | After::Block => {
-                        if let Some(mut timer) = state.remove(name) {
+                        if let Some(timer) = state.by_name.get_mut(name) {
                             timer.attempts = timer.attempts.saturating_add(1);
                             timer.last_error = s.firing.outcome.message().map(str::to_owned);
                             timer.blocked |= s.after == After::Block;
-                            if !timer.blocked {
-                                state.by_due.insert((timer.due, timer.name.clone()));
-                            }
-                            state.by_name.insert(timer.name.clone(), timer);
                         }
                     }
                 }
@@ -146,14 +141,11 @@ impl TimerStore for MemoryTimerStore {
     }
 
     async fn unblock(&self, only: Option<(&str, &str)>) -> Result<(), TimerStoreError> {
-        let mut state = self.state();
-        let State { by_name, by_due, .. } = &mut *state;
-        for timer in by_name.values_mut() {
-            let matches = only
-                .is_none_or(|(entity, command)| timer.entity_type == entity && timer.command_type == command);
-            if timer.blocked && matches {
+        for timer in self.state().by_name.values_mut() {
+            if only
+                .is_none_or(|(entity, command)| timer.entity_type == entity && timer.command_type == command)
+            {
                 timer.blocked = false;
-                by_due.insert((timer.due, timer.name.clone()));
             }
         }
         Ok(())

@@ -315,9 +315,7 @@ impl Timers {
             started: AtomicBool::new(false),
             alive: watch::channel(()).0,
         };
-        if tokio::runtime::Handle::try_current().is_ok() {
-            timers.start();
-        }
+        timers.start();
         timers
     }
 
@@ -329,10 +327,10 @@ impl Timers {
         Ok(shared)
     }
 
-    /// Spawns the runner once (needs a tokio runtime).
+    /// Spawns the runner once, when called inside a tokio runtime.
     fn start(&self) {
         let Some(shared) = &self.shared else { return };
-        if self.started.swap(true, Ordering::SeqCst) {
+        if tokio::runtime::Handle::try_current().is_err() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
         tokio::spawn(supervise(Runner {
