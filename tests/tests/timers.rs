@@ -126,6 +126,18 @@ async fn a_postgres_timer_fires_once_after_the_scheduling_process_is_killed() {
         )
     })
     .await;
+    drop_schema(&url, &schema).await;
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drop the test schema");
 }
 
 /// An app on the PostgreSQL schema, as one node of a cluster.
@@ -202,14 +214,7 @@ async fn two_runners_on_one_postgres_schema_fire_each_timer_once_and_fail_over()
     let expected: Vec<String> = (0..200).map(|i| format!("{i:03}")).collect();
     assert_eq!(all, expected, "each of the 200 timers fired exactly once");
     drop(survivor);
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .unwrap();
+    drop_schema(&url, &schema).await;
 }
 
 /// A memory store whose appends fail while `failures` is above zero (each
