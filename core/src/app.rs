@@ -1,5 +1,5 @@
 //! The composition root: [`App`] holds the subsystems (the command side, the
-//! views) over one shared [`Env`], and [`AppBuilder`] configures them.
+//! views, the timers) over one shared [`Env`], and [`AppBuilder`] configures them.
 //! Subsystems never reach into `App`; only the crate root imports this module.
 
 use std::fmt;
@@ -11,6 +11,7 @@ use crate::entity::Entity;
 use crate::env::Env;
 use crate::store::{EventStore, MemoryStore};
 use crate::time::{Clock, SystemClock};
+use crate::timer::{TimerSettings, TimerStore, Timers};
 use crate::view::{View, ViewError, ViewHandle, ViewSettings, ViewStore, Views};
 
 /// A running factum application: a store, a clock, and the cache of hot entities.
@@ -24,6 +25,7 @@ struct Inner {
     env: Env,
     commands: Arc<Commands>,
     views: Views,
+    timers: Timers,
 }
 
 /// Configures an [`App`]. Start with [`App::builder`].
@@ -34,9 +36,35 @@ pub struct AppBuilder {
     max_attempts: u32,
     cache_capacity: usize,
     views: ViewSettings,
+    timers: TimerSettings,
 }
 
 impl AppBuilder {
+    /// Where timers are kept (default: beside a memory log, in memory; beside
+    /// the SQLite file of [`sqlite`](AppBuilder::sqlite), in that file; any
+    /// other log needs one, e.g. a `PostgresTimerStore` in the events' schema).
+    pub fn timer_store(mut self, store: impl TimerStore) -> Self {
+        self.timers.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The timer store, already shared.
+    pub fn shared_timer_store(mut self, store: Arc<dyn TimerStore>) -> Self {
+        self.timers.store = Some(store);
+        self
+    }
+
+    /// Lets this app fire stored timers of command `C` for entity `E`,
+    /// including those scheduled by an earlier process (see [`Timers::register`]).
+    pub fn timer<E, C>(mut self) -> Self
+    where
+        E: Entity,
+        C: Into<E::Command> + serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.timers.register::<E, C>();
+        self
+    }
+
     /// Where views keep their rows and checkpoints (default: a [`MemoryViewStore`](crate::view::MemoryViewStore)).
     pub fn view_store(mut self, store: impl ViewStore) -> Self {
         self.views.store = Some(Arc::new(store));
@@ -62,10 +90,16 @@ impl AppBuilder {
     }
 
     /// The event store: the SQLite file at `path` (created if missing), with
-    /// the default options. `App::builder().clock(c).sqlite("bank.db")?.build()`.
+    /// the default options, and the timers in the same file unless a timer
+    /// store was chosen. `App::builder().clock(c).sqlite("bank.db")?.build()`.
     #[cfg(feature = "sqlite")]
-    pub fn sqlite(self, path: impl AsRef<std::path::Path>) -> Result<Self, crate::store::StoreError> {
-        Ok(self.store(crate::sqlite::SqliteStore::open(path)?))
+    pub fn sqlite(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, crate::store::StoreError> {
+        let path = path.as_ref();
+        let store = crate::sqlite::SqliteStore::open(path)?;
+        if self.timers.store.is_none() {
+            self = self.timer_store(open_sqlite_timers(path)?);
+        }
+        Ok(self.store(store))
     }
 
     /// The event store, already shared.
@@ -106,9 +140,11 @@ impl AppBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let codec = self.codec.unwrap_or_else(|| store.codec());
         let env = Env::new(store, self.clock, codec);
+        let commands = Arc::new(Commands::new(env.clone(), self.max_attempts, self.cache_capacity));
         App {
             inner: Arc::new(Inner {
-                commands: Arc::new(Commands::new(env.clone(), self.max_attempts, self.cache_capacity)),
+                timers: Timers::new(env.clone(), commands.clone(), self.timers),
+                commands,
                 views: Views::new(env.clone(), self.views),
                 env,
             }),
@@ -136,6 +172,7 @@ impl App {
             max_attempts: 16,
             cache_capacity: 100_000,
             views: ViewSettings::default(),
+            timers: TimerSettings::default(),
         }
     }
 
@@ -145,19 +182,20 @@ impl App {
     }
 
     /// An app over the SQLite file at `path` (created if missing): the embedded
-    /// default, durable (`synchronous=FULL`), one file. For other SQLite options
-    /// build a [`SqliteStore`](crate::sqlite::SqliteStore) and use [`App::new`].
+    /// default, durable (`synchronous=FULL`), one file for events and timers.
+    /// For other SQLite options build a [`SqliteStore`](crate::sqlite::SqliteStore)
+    /// and use the builder.
     #[cfg(feature = "sqlite")]
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<App, crate::store::StoreError> {
         let path = path.as_ref().to_owned();
-        let store = tokio::task::spawn_blocking(move || crate::sqlite::SqliteStore::open(path))
+        let builder = tokio::task::spawn_blocking(move || App::builder().sqlite(path))
             .await
             .map_err(|e| crate::store::StoreError::Backend {
                 backend: "sqlite",
                 context: "opening the store".to_owned(),
                 source: Box::new(e),
             })??;
-        Ok(App::new(store))
+        Ok(builder.build())
     }
 
     /// An app over `store` with the other defaults. To choose the clock, the
@@ -223,10 +261,27 @@ impl App {
         self.inner.views.names()
     }
 
+    /// This app's timers: schedule, cancel, list, wait for them.
+    pub fn timers(&self) -> &Timers {
+        &self.inner.timers
+    }
+
     /// Rebuilds the view `name` from position 0 beside the live table and swaps
     /// when it has caught up; resolves after the swap. Queries are answered by
     /// the old table meanwhile.
     pub async fn rebuild_view(&self, name: &str) -> Result<(), ViewError> {
         self.inner.views.rebuild(name).await
     }
+}
+
+/// The timer table in the events' SQLite file, its error as the store's.
+#[cfg(feature = "sqlite")]
+fn open_sqlite_timers(
+    path: &std::path::Path,
+) -> Result<crate::sqlite::SqliteTimerStore, crate::store::StoreError> {
+    crate::sqlite::SqliteTimerStore::open(path).map_err(|e| crate::store::StoreError::Backend {
+        backend: "sqlite",
+        context: format!("opening the timer table in {}", path.display()),
+        source: Box::new(e),
+    })
 }

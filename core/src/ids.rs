@@ -1,5 +1,5 @@
 //! Every id and seed factum derives, in one place: event ids, the `Context`
-//! seed, the conflict-backoff jitter.
+//! seed, the conflict-backoff jitter, the command ids of timer firings.
 //!
 //! These values are stored (event ids) or replayed (seeds), so they are part
 //! of the data format: an append that already committed is acknowledged by
@@ -27,6 +27,29 @@ pub fn command_event_id(command_id: Uuid, fingerprint: u64, index: u64) -> Uuid 
     let b = mix64(lo.wrapping_add(index.wrapping_mul(GOLDEN)) ^ a);
     uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
 }
+
+/// The command id of the firing of the timer `name` due at `due`, scheduled
+/// as `schedule_id` (each scheduling under a name gets a new one, stored with
+/// the timer): a hash of the three, so a firing re-sent after a crash (the
+/// process died between the send and recording the firing), or by a second
+/// runner, carries the same command id, and the command side's
+/// de-duplication answers it with the first outcome; a timer scheduled again
+/// under the same name and due time is a new firing, not a duplicate.
+pub fn timer_command_id(name: &str, due: crate::time::Timestamp, schedule_id: Uuid) -> Uuid {
+    let due = due.as_micros() as u64;
+    let (s_hi, s_lo) = schedule_id.as_u64_pair();
+    // Two independent 64-bit hashes of the name (FNV-1a from two starts), so the
+    // id carries 128 bits of the name, not 64.
+    let (h1, h2) = (fnv1a(name.as_bytes()), fnv1a_from(TIMER_BASIS, name.as_bytes()));
+    let a = mix64(h1 ^ mix64(due ^ TIMER_SALT) ^ s_hi);
+    let b = mix64(h2.wrapping_add(due.wrapping_mul(GOLDEN)) ^ a ^ s_lo);
+    uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
+}
+
+/// Keeps timer command ids apart from event ids derived from the same numbers.
+const TIMER_SALT: u64 = 0x7469_6d65_7273_2121; // "timers!!"
+/// The second FNV-1a start for timer names (the standard basis, mixed once).
+const TIMER_BASIS: u64 = 0x8422_2325_CBF2_9CE4;
 
 /// The seed of a command's random numbers: the command id, the entity id and
 /// the version it is decided at, so one command id fanned out to two entities
@@ -155,6 +178,49 @@ mod tests {
             [splitmix_next(&mut state), splitmix_next(&mut state)],
             [13_679_457_532_755_275_413, 2_949_826_092_126_892_291]
         );
+    }
+
+    #[test]
+    fn timer_command_ids_are_pinned() {
+        use crate::time::Timestamp;
+        let due = Timestamp::from_secs(1_767_225_600);
+        let schedule = Uuid::from_u128(0x5c4e_d01e_0000_4000_8000_0000_0000_0001);
+        assert_eq!(
+            timer_command_id("fee:acc-1", due, schedule).to_string(),
+            "b0aa36c9-9abe-4e5e-bf61-6209b2752e32",
+            "timer fee:acc-1 at 2026-01-01"
+        );
+        assert_eq!(
+            timer_command_id("fee:acc-1", Timestamp::EPOCH, schedule).to_string(),
+            "28d1e0e5-d0d1-4c41-b80e-0f458fd84156"
+        );
+        assert_eq!(
+            timer_command_id("", Timestamp::EPOCH, schedule).to_string(),
+            "b0e80e7b-8afe-4544-802a-9f15c892e370"
+        );
+        assert_ne!(
+            timer_command_id("fee:acc-1", due, schedule),
+            timer_command_id("fee:acc-1", due, Uuid::nil()),
+            "a new scheduling under one name and due time is a new firing"
+        );
+    }
+
+    #[test]
+    fn a_timer_command_id_differs_by_name_and_by_due_time() {
+        use crate::time::Timestamp;
+        let due = Timestamp::from_secs(60);
+        let id = timer_command_id("fee:acc-1", due, Uuid::nil());
+        assert_eq!(
+            id,
+            timer_command_id("fee:acc-1", due, Uuid::nil()),
+            "the same firing, the same id"
+        );
+        assert_ne!(id, timer_command_id("fee:acc-2", due, Uuid::nil()));
+        assert_ne!(
+            id,
+            timer_command_id("fee:acc-1", Timestamp::from_micros(60_000_001), Uuid::nil())
+        );
+        assert_ne!(id, event_id(id, 0));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod sqlite;
 pub mod store;
 pub mod testkit;
 pub mod time;
+pub mod timer;
 pub mod view;
 
 pub use codec::{Codec, CodecError};
@@ -36,6 +37,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{EventStore, MemoryStore, RecordedEvent};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use timer::{TimerError, Timers};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
 pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp, Views};

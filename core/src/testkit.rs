@@ -1,4 +1,5 @@
-//! Given / when / then for entities, with a fixed clock and seed.
+//! Given / when / then for entities, with a fixed clock and seed; views
+//! folded from given events; virtual time for timers ([`VirtualTime`]).
 //!
 //! ```
 //! # use factum::prelude::*;
@@ -37,7 +38,8 @@ use crate::codec::Codec;
 use crate::entity::{Context, Entity};
 use crate::event::Event;
 use crate::store::{EventMetadata, RecordedEvent};
-use crate::time::Timestamp;
+use crate::time::{ManualClock, Timestamp};
+use crate::timer::{Firing, TimerError, Timers};
 use crate::view::View;
 
 /// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
@@ -402,4 +404,76 @@ impl<V: View + PartialEq> ViewScenario<V> {
 #[track_caller]
 fn fold_records<V: View>(records: &[RecordedEvent]) -> BTreeMap<String, V> {
     crate::view::fold_records::<V>(records).unwrap_or_else(|e| panic!("factum testkit: {e}"))
+}
+
+/// Virtual time for timers: a [`ManualClock`] to build the app with, and an
+/// [`advance`](VirtualTime::advance) that moves it and resolves once every
+/// timer due by the new time has fired — no sleeping, no waiting on wall time.
+///
+/// ```
+/// # use factum::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Clone, Debug, Serialize, Deserialize)] pub struct Expire;
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)] pub struct Expired {}
+/// # #[derive(Default, Clone, Debug)] pub struct Hold { expired: bool }
+/// # #[entity] impl Hold {
+/// #     #[handle] fn expire(&self, _cmd: Expire) -> Expired { Expired {} }
+/// #     #[apply] fn expired(&mut self, _e: &Expired) { self.expired = true }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), factum::TimerError> {
+/// use std::time::Duration;
+/// use factum::testkit::VirtualTime;
+///
+/// let time = VirtualTime::at(factum::testkit::DEFAULT_NOW);
+/// let app = App::builder().clock(time.clock()).build();
+/// let due = time.now() + Duration::from_secs(15 * 60);
+/// app.timers().schedule::<Hold, _>("expire:seat-7", "seat-7", due, Expire).await?;
+///
+/// assert!(time.advance(app.timers(), Duration::from_secs(14 * 60)).await?.is_empty());
+/// let fired = time.advance(app.timers(), Duration::from_secs(60)).await?;
+/// assert_eq!(fired.len(), 1);
+/// assert_eq!(fired[0].name, "expire:seat-7");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct VirtualTime {
+    clock: ManualClock,
+}
+
+impl VirtualTime {
+    /// Virtual time standing at `now`.
+    pub fn at(now: Timestamp) -> Self {
+        VirtualTime {
+            clock: ManualClock::new(now),
+        }
+    }
+
+    /// The clock to build the app with (`App::builder().clock(time.clock())`); clones share the time.
+    pub fn clock(&self) -> ManualClock {
+        self.clock.clone()
+    }
+
+    /// The virtual time now.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Moves the time forward by `by` and waits until every timer due by
+    /// then has fired (or was rejected). Returns the firings recorded during
+    /// the advance, oldest first. Fails as [`Timers::wait_idle`] does: on a
+    /// due timer nobody can decode, or a runner that keeps failing.
+    pub async fn advance(&self, timers: &Timers, by: std::time::Duration) -> Result<Vec<Firing>, TimerError> {
+        let before = self.clock.now();
+        let seen = timers.recent_firings(crate::timer::KEPT_FIRINGS).await?;
+        self.clock.advance(by);
+        timers.wait_idle().await?;
+        let mut fired: Vec<Firing> = timers
+            .recent_firings(crate::timer::KEPT_FIRINGS)
+            .await?
+            .into_iter()
+            .filter(|f| f.fired_at > before || !seen.contains(f))
+            .collect();
+        fired.reverse();
+        Ok(fired)
+    }
 }

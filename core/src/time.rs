@@ -200,6 +200,14 @@ impl<'de> Deserialize<'de> for Timestamp {
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// For a clock that moves only when told to ([`ManualClock`]): a receiver
+    /// that sees every move, so whoever waits for a time (the timer runner)
+    /// wakes when the clock is set or advanced instead of sleeping. `None`,
+    /// the default, for a clock that moves by itself: wait for it with a timer.
+    fn moves(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        None
+    }
 }
 
 /// The wall clock.
@@ -213,10 +221,18 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to: for tests and simulations.
-/// Clones share the same time.
-#[derive(Clone, Debug, Default)]
+/// Clones share the same time. Every move is announced ([`Clock::moves`]),
+/// so timers due by the new time fire without anyone sleeping.
+#[derive(Clone, Debug)]
 pub struct ManualClock {
     micros: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    moved: std::sync::Arc<tokio::sync::watch::Sender<()>>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new(Timestamp::EPOCH)
+    }
 }
 
 impl ManualClock {
@@ -224,25 +240,37 @@ impl ManualClock {
     pub fn new(at: Timestamp) -> Self {
         ManualClock {
             micros: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(at.as_micros())),
+            moved: std::sync::Arc::new(tokio::sync::watch::channel(()).0),
         }
+    }
+
+    /// The time it stands at (also [`Clock::now`], without importing the trait).
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.micros.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Sets the time.
     pub fn set(&self, at: Timestamp) {
         self.micros
             .store(at.as_micros(), std::sync::atomic::Ordering::SeqCst);
+        self.moved.send_replace(());
     }
 
     /// Moves the time forward by `d`.
     pub fn advance(&self, d: Duration) {
         let micros = i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         self.micros.fetch_add(micros, std::sync::atomic::Ordering::SeqCst);
+        self.moved.send_replace(());
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+        ManualClock::now(self)
+    }
+
+    fn moves(&self) -> Option<tokio::sync::watch::Receiver<()>> {
+        Some(self.moved.subscribe())
     }
 }
 
@@ -316,5 +344,19 @@ mod tests {
         );
         let bytes = postcard::to_stdvec(&t).unwrap();
         assert_eq!(postcard::from_bytes::<Timestamp>(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn a_manual_clock_announces_every_move_and_the_wall_clock_none() {
+        let clock = ManualClock::new(Timestamp::from_secs(10));
+        let mut moves = clock.moves().expect("a manual clock announces its moves");
+        assert!(!moves.has_changed().unwrap());
+        clock.advance(Duration::from_secs(5));
+        assert!(moves.has_changed().unwrap());
+        moves.borrow_and_update();
+        clock.clone().set(Timestamp::from_secs(1));
+        assert!(moves.has_changed().unwrap(), "a clone moves the same clock");
+        assert_eq!(clock.now(), Timestamp::from_secs(1));
+        assert!(SystemClock.moves().is_none());
     }
 }

@@ -20,8 +20,8 @@ pub struct Deposit {
     pub amount: u64,
 }
 
-/// Take money out.
-#[derive(Clone, Debug)]
+/// Take money out. Serializable, so a timer can store it (the monthly fee).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Withdraw {
     /// Cents.
     pub amount: u64,

@@ -3,4 +3,5 @@
 
 pub mod handwritten;
 pub mod pg;
+pub mod timers;
 pub mod views;

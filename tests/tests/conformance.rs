@@ -1,17 +1,22 @@
 //! The event store conformance suite: every case runs against every backend —
 //! `MemoryStore`, `SqliteStore` (JSON and Postcard), and `PostgresStore` (JSON
 //! and Postcard) when `FACTUM_PG_URL` is set, each test in its own schema.
+//! Timers join it: each backend's timer store (memory, the events' SQLite
+//! file, the events' PostgreSQL schema) passes the same timer cases.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum::postgres::PostgresStore;
+use factum::postgres::{PostgresStore, PostgresTimerStore};
 use factum::process::Subscription;
-use factum::sqlite::{SqliteStore, Synchronous};
+use factum::sqlite::{SqliteStore, SqliteTimerStore, Synchronous};
 use factum::store::{AppendRequest, EventMetadata, EventStore, NewEvent, Snapshot, StoreError};
+use factum::timer::{FiringOutcome, MemoryTimerStore, TimerStore};
+use factum::{App, ManualClock, TimerError};
 use factum::{Codec, MemoryStore, Timestamp};
+use factum_tests::timers::{Meter, Refuse, Tick, tick};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,6 +35,7 @@ enum Kind {
 /// A store under test plus what it takes to reach behind its back.
 struct Backend {
     store: Arc<dyn EventStore>,
+    timers: Arc<dyn TimerStore>,
     kind: Kind,
     _dir: Option<tempfile::TempDir>,
 }
@@ -48,6 +54,7 @@ impl Backend {
     async fn memory() -> Option<Backend> {
         Some(Backend {
             store: Arc::new(MemoryStore::new()),
+            timers: Arc::new(MemoryTimerStore::new()),
             kind: Kind::Memory,
             _dir: None,
         })
@@ -64,6 +71,7 @@ impl Backend {
             .expect("open sqlite");
         Some(Backend {
             store: Arc::new(store),
+            timers: Arc::new(SqliteTimerStore::open(&path).expect("open the sqlite timer store")),
             kind: Kind::Sqlite(path),
             _dir: Some(dir),
         })
@@ -87,8 +95,12 @@ impl Backend {
             .poll_interval(Duration::from_millis(200))
             .await
             .expect("connect to postgres");
+        let timers = PostgresTimerStore::connect_in_schema(&url, &schema)
+            .await
+            .expect("connect the postgres timer store");
         Some(Backend {
             store: Arc::new(store),
+            timers: Arc::new(timers),
             kind: Kind::Postgres { url, schema },
             _dir: None,
         })
@@ -121,10 +133,54 @@ impl Backend {
         }
     }
 
+    /// New handles on the same event and timer storage, as a restarted
+    /// process (or another node) would open them; memory shares its maps.
+    async fn reopen(&self) -> (Arc<dyn EventStore>, Arc<dyn TimerStore>) {
+        match &self.kind {
+            Kind::Memory => (self.store.clone(), self.timers.clone()),
+            Kind::Sqlite(path) => {
+                let store = SqliteStore::options()
+                    .synchronous(Synchronous::Normal)
+                    .codec(self.store.codec())
+                    .open(path)
+                    .expect("reopen sqlite");
+                let timers = SqliteTimerStore::open(path).expect("reopen the sqlite timer store");
+                (Arc::new(store), Arc::new(timers))
+            }
+            Kind::Postgres { url, schema } => {
+                let store = PostgresStore::connect(url.clone())
+                    .schema(schema.clone())
+                    .codec(self.store.codec())
+                    .pool_size(2)
+                    .poll_interval(Duration::from_millis(200))
+                    .await
+                    .expect("reconnect to postgres");
+                let timers = PostgresTimerStore::connect_in_schema(url, schema)
+                    .await
+                    .expect("reconnect the postgres timer store");
+                (Arc::new(store), Arc::new(timers))
+            }
+        }
+    }
+
+    /// An app over this backend's events and timers, reading `clock`.
+    fn timer_app(&self, clock: &ManualClock) -> App {
+        App::builder()
+            .shared_store(self.store.clone())
+            .shared_timer_store(self.timers.clone())
+            .clock(clock.clone())
+            .build()
+    }
+
     /// Drops the test's PostgreSQL schema.
     async fn finish(self) {
-        let Backend { store, kind, _dir } = self;
-        drop(store);
+        let Backend {
+            store,
+            timers,
+            kind,
+            _dir,
+        } = self;
+        drop((store, timers));
         if let Kind::Postgres { url, schema } = kind {
             let client = pg_client(&url).await;
             client
@@ -901,6 +957,338 @@ async fn an_entity_loads_from_its_snapshot_and_the_events_after_it(b: &Backend) 
     assert_eq!(fresh.version().await.unwrap(), 12);
 }
 
+// ---------------------------------------------------------------- timers
+
+/// 2030-01-01T00:00:00Z: the virtual time every timer case starts at.
+const T0: Timestamp = Timestamp::from_secs(1_893_456_000);
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The labels of the ticks the meter `id` has counted, read from the log.
+async fn ticks(store: &Arc<dyn EventStore>, id: &str) -> Vec<String> {
+    let app = App::builder().shared_store(store.clone()).build();
+    app.entity::<Meter>(id)
+        .state()
+        .await
+        .expect("load the meter")
+        .labels
+}
+
+async fn a_timer_fires_once_at_its_due_time_and_is_listed_until_then(b: &Backend) {
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    let due = T0 + secs(60);
+    timers
+        .schedule::<Meter, _>("tick:m-1", "m-1", due, tick("first"))
+        .await
+        .unwrap();
+
+    let pending = timers.pending().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    let p = &pending[0];
+    assert_eq!(
+        (p.name.as_str(), p.entity_type.as_str(), p.entity_id.as_str()),
+        ("tick:m-1", "meter", "m-1")
+    );
+    assert_eq!(
+        (p.command_type.as_str(), p.due, p.scheduled_at),
+        ("Tick", due, T0)
+    );
+    assert!(!p.blocked && p.attempts == 0 && p.last_error.is_none(), "{p:?}");
+    assert_eq!(serde_json::from_str::<Tick>(&p.command).unwrap(), tick("first"));
+
+    // One microsecond early: nothing fires.
+    clock.advance(secs(60) - Duration::from_micros(1));
+    timers.wait_idle().await.unwrap();
+    assert!(ticks(&b.store, "m-1").await.is_empty());
+    assert_eq!(timers.pending().await.unwrap().len(), 1);
+    assert!(timers.recent_firings(10).await.unwrap().is_empty());
+
+    clock.advance(Duration::from_micros(1));
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&b.store, "m-1").await, ["first"]);
+    assert!(timers.pending().await.unwrap().is_empty());
+    let firings = timers.recent_firings(10).await.unwrap();
+    assert_eq!(firings.len(), 1, "{firings:?}");
+    let f = &firings[0];
+    assert_eq!(
+        (f.name.as_str(), f.entity_id.as_str(), f.due, f.fired_at),
+        ("tick:m-1", "m-1", due, due)
+    );
+    let stored = b.store.read_stream("meter", "m-1", 1, 10).await.unwrap();
+    assert_eq!(
+        f.command_id, stored[0].metadata.command_id,
+        "the firing's command id is the event's"
+    );
+    assert_eq!(
+        f.outcome,
+        FiringOutcome::Fired {
+            version: 1,
+            position: stored[0].position
+        }
+    );
+    assert_eq!(
+        stored[0].metadata.command_id, f.command_id,
+        "sent with the timer's command id"
+    );
+
+    // Later moves of the clock fire nothing more.
+    clock.advance(secs(3600));
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&b.store, "m-1").await, ["first"]);
+}
+
+async fn a_timer_replaced_by_name_fires_once_with_the_new_command(b: &Backend) {
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    timers
+        .schedule::<Meter, _>("renew", "m-2", T0 + secs(10), tick("old"))
+        .await
+        .unwrap();
+    timers
+        .schedule::<Meter, _>("renew", "m-2", T0 + secs(20), tick("new"))
+        .await
+        .unwrap();
+    let pending = timers.pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "one timer per name: {pending:?}");
+    assert_eq!(pending[0].due, T0 + secs(20));
+
+    clock.advance(secs(15));
+    timers.wait_idle().await.unwrap();
+    assert!(
+        ticks(&b.store, "m-2").await.is_empty(),
+        "the replaced due time passed: nothing fires"
+    );
+    clock.advance(secs(3600));
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&b.store, "m-2").await, ["new"]);
+    assert_eq!(timers.recent_firings(10).await.unwrap().len(), 1);
+}
+
+/// Given a timer that fired, when a timer is scheduled again under its name
+/// and due time with another command, then it fires too: a new scheduling is
+/// a new firing, not a duplicate the command side would answer with the old one.
+async fn a_timer_scheduled_again_at_the_same_time_fires_again(b: &Backend) {
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    let due = T0 + secs(10);
+    timers
+        .schedule::<Meter, _>("again", "m-6", due, tick("first"))
+        .await
+        .unwrap();
+    clock.advance(secs(10));
+    timers.wait_idle().await.unwrap();
+    timers
+        .schedule::<Meter, _>("again", "m-6", due, tick("second"))
+        .await
+        .unwrap();
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&b.store, "m-6").await, ["first", "second"]);
+    let firings = timers.recent_firings(10).await.unwrap();
+    assert_eq!(firings.len(), 2, "{firings:?}");
+    assert_ne!(firings[0].command_id, firings[1].command_id);
+}
+
+async fn a_cancelled_timer_never_fires(b: &Backend) {
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    timers
+        .schedule::<Meter, _>("doomed", "m-3", T0 + secs(5), tick("doomed"))
+        .await
+        .unwrap();
+    timers
+        .schedule::<Meter, _>("kept", "m-3", T0 + secs(6), tick("kept"))
+        .await
+        .unwrap();
+    assert!(timers.cancel("doomed").await.unwrap(), "it was pending");
+    assert!(!timers.cancel("doomed").await.unwrap(), "cancelled already");
+    assert!(!timers.cancel("never-scheduled").await.unwrap());
+
+    clock.advance(secs(86_400));
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&b.store, "m-3").await, ["kept"]);
+    let firings = timers.recent_firings(10).await.unwrap();
+    assert_eq!(
+        firings.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["kept"]
+    );
+}
+
+async fn a_rejected_timer_is_done_and_its_rejection_recorded(b: &Backend) {
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    let refuse = Refuse {
+        reason: "closed on sundays".into(),
+    };
+    timers
+        .schedule::<Meter, _>("refused", "m-4", T0 + secs(1), refuse)
+        .await
+        .unwrap();
+    clock.advance(secs(1));
+    timers.wait_idle().await.unwrap();
+    assert!(
+        timers.pending().await.unwrap().is_empty(),
+        "a rejected timer is done"
+    );
+    let firings = timers.recent_firings(10).await.unwrap();
+    assert_eq!(firings.len(), 1);
+    assert_eq!(firings[0].command_type, "Refuse");
+    assert_eq!(
+        firings[0].outcome,
+        FiringOutcome::Rejected {
+            message: "refused: closed on sundays".into()
+        }
+    );
+    assert_eq!(b.store.stream_version("meter", "m-4").await.unwrap(), 0);
+}
+
+async fn an_undecodable_timer_is_reported_not_dropped_until_registered(b: &Backend) {
+    // The process that scheduled it knew the command type; its clock never reaches the due time.
+    let earlier = b.timer_app(&ManualClock::new(T0));
+    earlier
+        .timers()
+        .schedule::<Meter, _>("orphan", "m-5", T0 + secs(30), tick("orphan"))
+        .await
+        .unwrap();
+    drop(earlier);
+
+    let (store, timer_store) = b.reopen().await;
+    let clock = ManualClock::new(T0 + secs(60));
+    let app = App::builder()
+        .shared_store(store.clone())
+        .shared_timer_store(timer_store)
+        .clock(clock.clone())
+        .build();
+    let timers = app.timers();
+    let err = timers.wait_idle().await.unwrap_err();
+    match &err {
+        TimerError::Undecodable {
+            name,
+            entity_type,
+            command_type,
+            error,
+        } => {
+            assert_eq!(
+                (name.as_str(), entity_type.as_str(), command_type.as_str()),
+                ("orphan", "meter", "Tick")
+            );
+            assert!(error.contains("register"), "{error}");
+        }
+        other => panic!("expected the orphan reported as undecodable, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("orphan") && message.contains("meter") && message.contains("Tick"),
+        "{message}"
+    );
+    let pending = timers.pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "still pending: {pending:?}");
+    assert!(pending[0].blocked && pending[0].attempts >= 1, "{:?}", pending[0]);
+    assert!(pending[0].last_error.as_deref().unwrap_or("").contains("Tick"));
+    let firings = timers.recent_firings(10).await.unwrap();
+    assert!(
+        matches!(&firings[0].outcome, FiringOutcome::Failed { error } if error.contains("no decoder")),
+        "{firings:?}"
+    );
+    assert!(
+        app.timers()
+            .status()
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("orphan")
+    );
+    assert!(ticks(&store, "m-5").await.is_empty());
+
+    timers.register::<Meter, Tick>().await.unwrap();
+    timers.wait_idle().await.unwrap();
+    assert_eq!(ticks(&store, "m-5").await, ["orphan"]);
+    assert!(timers.pending().await.unwrap().is_empty());
+}
+
+async fn timers_scheduled_before_a_restart_fire_after_it(b: &Backend) {
+    let earlier = b.timer_app(&ManualClock::new(T0));
+    for i in 0..5 {
+        earlier
+            .timers()
+            .schedule::<Meter, _>(
+                &format!("r-{i}"),
+                "m-6",
+                T0 + secs(10 + i),
+                tick(&format!("r-{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    drop(earlier);
+
+    let (store, timer_store) = b.reopen().await;
+    let clock = ManualClock::new(T0);
+    let app = App::builder()
+        .shared_store(store.clone())
+        .shared_timer_store(timer_store)
+        .clock(clock.clone())
+        .timer::<Meter, Tick>()
+        .build();
+    assert_eq!(app.timers().pending().await.unwrap().len(), 5);
+    clock.advance(secs(12));
+    app.timers().wait_idle().await.unwrap();
+    assert_eq!(ticks(&store, "m-6").await, ["r-0", "r-1", "r-2"]);
+    clock.advance(secs(100));
+    app.timers().wait_idle().await.unwrap();
+    assert_eq!(ticks(&store, "m-6").await, ["r-0", "r-1", "r-2", "r-3", "r-4"]);
+}
+
+async fn ten_thousand_pending_timers_fire_within_one_virtual_second_each_once(b: &Backend) {
+    const TIMERS: u64 = 10_000;
+    const METERS: u64 = 100;
+    let clock = ManualClock::new(T0);
+    let app = b.timer_app(&clock);
+    let timers = app.timers();
+    let second = T0 + secs(3600);
+    // Scheduled in an order unrelated to their due times: meter `i % METERS`,
+    // due `second + (i * 7919 % TIMERS) * 100 µs`, all within one second.
+    for i in 0..TIMERS {
+        let slot = i * 7919 % TIMERS;
+        let due = second + Duration::from_micros(slot * 100);
+        timers
+            .schedule::<Meter, _>(
+                &format!("bulk-{i}"),
+                &format!("m-{}", i % METERS),
+                due,
+                tick(&format!("{slot:05}")),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(timers.pending().await.unwrap().len() as u64, TIMERS);
+    clock.advance(secs(3601));
+    timers.wait_idle().await.unwrap();
+    assert!(timers.pending().await.unwrap().is_empty());
+    let mut fired = 0;
+    for m in 0..METERS {
+        let labels = ticks(&b.store, &format!("m-{m}")).await;
+        let mut sorted = labels.clone();
+        sorted.sort();
+        assert_eq!(labels, sorted, "meter m-{m}: its timers fired in due order");
+        sorted.dedup();
+        assert_eq!(sorted.len(), labels.len(), "meter m-{m}: no timer fired twice");
+        fired += labels.len() as u64;
+    }
+    assert_eq!(fired, TIMERS, "every timer fired once");
+    assert_eq!(
+        timers.recent_firings(usize::MAX).await.unwrap().len(),
+        factum::timer::KEPT_FIRINGS
+    );
+}
+
 // ------------------------------------------------------- one test per pair
 
 macro_rules! backend_tests {
@@ -942,6 +1330,14 @@ conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
     a_corrupted_record_names_its_stream_and_version,
     payloads_of_an_old_schema_version_load_as_the_current_type,
     an_entity_loads_from_its_snapshot_and_the_events_after_it,
+    a_timer_fires_once_at_its_due_time_and_is_listed_until_then,
+    a_timer_replaced_by_name_fires_once_with_the_new_command,
+    a_timer_scheduled_again_at_the_same_time_fires_again,
+    a_cancelled_timer_never_fires,
+    a_rejected_timer_is_done_and_its_rejection_recorded,
+    an_undecodable_timer_is_reported_not_dropped_until_registered,
+    timers_scheduled_before_a_restart_fire_after_it,
+    ten_thousand_pending_timers_fire_within_one_virtual_second_each_once,
 ]);
 
 // ------------------------------------------------------- backend specifics

@@ -43,14 +43,14 @@ event_impl!(Deposited, "bench.deposited");
 event_impl!(Withdrawn, "bench.withdrawn");
 
 /// Put money in.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deposit {
     /// Cents.
     pub amount: u64,
 }
 
 /// Take money out.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Withdraw {
     /// Cents.
     pub amount: u64,

@@ -1,9 +1,13 @@
 //! PostgreSQL (feature `postgres`), for several app nodes on one log: the
-//! event log and snapshots ([`PostgresStore`]) and view tables with their
-//! checkpoints and runner leases ([`PostgresViewStore`]).
+//! event log and snapshots ([`PostgresStore`]), view tables with their
+//! checkpoints ([`PostgresViewStore`]), timers ([`PostgresTimerStore`]), and
+//! the advisory-lock lease that lets one node run each of them.
 
 mod events;
+mod lease;
+mod timers;
 mod views;
 
 pub use events::{PostgresOptions, PostgresStore};
+pub use timers::PostgresTimerStore;
 pub use views::PostgresViewStore;

@@ -9,19 +9,16 @@
 //! another process, retrying every second, takes over from the stored checkpoint.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use tokio_postgres::{Client, NoTls};
 
+use super::lease::{self, Conn, quote_ident};
 use crate::process::Lease;
 use crate::view::backend::{
     Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
 };
 
 const BACKEND: &str = "postgres";
-/// The first key of every advisory lock factum's views take ("fact").
-const LOCK_CLASS: i32 = 0x6661_6374;
 /// The advisory lock that serialises DDL (two processes creating one table).
 const DDL_LOCK: i64 = 0x6661_6374_6464_6c00;
 
@@ -36,12 +33,6 @@ struct Inner {
     schema: Option<String>,
     writer: tokio::sync::Mutex<Conn>,
     reader: Conn,
-}
-
-/// A client and whether its connection task has ended.
-struct Conn {
-    client: Client,
-    lost: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for PostgresViewStore {
@@ -64,29 +55,8 @@ fn err(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> View
     }
 }
 
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 async fn connect(url: &str, schema: Option<&str>) -> Result<Conn, ViewStoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(err("connecting"))?;
-    let lost = Arc::new(AtomicBool::new(false));
-    let flag = lost.clone();
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "view store connection ended");
-        }
-        flag.store(true, Ordering::SeqCst);
-    });
-    if let Some(schema) = schema {
-        client
-            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
-            .await
-            .map_err(err("setting the search path"))?;
-    }
-    Ok(Conn { client, lost })
+    lease::connect(url, schema).await.map_err(err("connecting"))
 }
 
 /// The longest identifier PostgreSQL keeps whole; longer ones are cut silently.
@@ -152,16 +122,6 @@ fn read_id(view: &str, version: i32, build: i32) -> Result<TableId, ViewStoreErr
             format!("factum_view_tables lists version {version} build {build}, which is negative"),
         )),
     }
-}
-
-/// A stable 32-bit hash of a view name (FNV-1a), the advisory lock's second key.
-fn lock_key(view: &str) -> i32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in view.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h as i32
 }
 
 impl PostgresViewStore {
@@ -435,17 +395,6 @@ impl ViewTable for PgTable {
     }
 }
 
-/// The runner lease: an advisory lock held by a dedicated connection's session.
-struct PgLease {
-    conn: Conn,
-}
-
-impl Lease for PgLease {
-    fn is_lost(&self) -> bool {
-        self.conn.lost.load(Ordering::SeqCst) || self.conn.client.is_closed()
-    }
-}
-
 #[async_trait]
 impl ViewStore for PostgresViewStore {
     fn backend(&self) -> &'static str {
@@ -566,19 +515,14 @@ impl ViewStore for PostgresViewStore {
     }
 
     async fn try_lease(&self, view: &str) -> Result<Option<Box<dyn Lease>>, ViewStoreError> {
-        let conn = connect(&self.inner.url, self.inner.schema.as_deref()).await?;
-        let got: bool = conn
-            .client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, $2)",
-                &[&LOCK_CLASS, &lock_key(view)],
-            )
-            .await
-            .map_err(err(format!("taking the runner lock of view {view}")))?
-            .try_get(0)
-            .map_err(err("reading the lock result"))?;
-        // Not taken: dropping the connection here is all the cleanup there is.
-        Ok(got.then(|| Box::new(PgLease { conn }) as Box<dyn Lease>))
+        lease::try_lease(
+            &self.inner.url,
+            self.inner.schema.as_deref(),
+            lease::VIEW_LOCKS,
+            view,
+        )
+        .await
+        .map_err(err(format!("taking the runner lock of view {view}")))
     }
 }
 

@@ -1,0 +1,87 @@
+//! The runner lease on PostgreSQL, for every process that must run on one
+//! node at a time (each view, the timers): a session-level
+//! `pg_try_advisory_lock` held by a dedicated connection. If the runner's
+//! process dies its connection drops, the server frees the lock, and another
+//! node (retrying every second) takes over.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::process::Lease;
+
+/// The first key of the advisory locks of views ("fact"); the second is the view name's hash.
+pub(crate) const VIEW_LOCKS: i32 = 0x6661_6374;
+/// The first key of the timer runner's advisory lock ("ftmr"); the second is the schema's hash,
+/// so the timers of two schemas on one database have two runners.
+pub(crate) const TIMER_LOCKS: i32 = 0x6674_6d72;
+
+/// A client and whether its connection task has ended.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    pub(crate) lost: Arc<AtomicBool>,
+}
+
+/// `"name"`, quoted as a PostgreSQL identifier.
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A connection to `url` whose statements run in `schema` (if given).
+pub(crate) async fn connect(url: &str, schema: Option<&str>) -> Result<Conn, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let lost = Arc::new(AtomicBool::new(false));
+    let flag = lost.clone();
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "a PostgreSQL connection of factum ended");
+        }
+        flag.store(true, Ordering::SeqCst);
+    });
+    if let Some(schema) = schema {
+        client
+            .batch_execute(&format!("SET search_path TO {}", quote_ident(schema)))
+            .await?;
+    }
+    Ok(Conn { client, lost })
+}
+
+/// A stable 32-bit hash of a name (FNV-1a), an advisory lock's second key.
+pub(crate) fn lock_key(name: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h as i32
+}
+
+/// The runner lease: an advisory lock held by a dedicated connection's session.
+struct PgLease {
+    conn: Conn,
+}
+
+impl Lease for PgLease {
+    fn is_lost(&self) -> bool {
+        self.conn.lost.load(Ordering::SeqCst) || self.conn.client.is_closed()
+    }
+}
+
+/// Tries to take the lock `(class, lock_key(name))` on a connection of its
+/// own; `None` while another session holds it.
+pub(crate) async fn try_lease(
+    url: &str,
+    schema: Option<&str>,
+    class: i32,
+    name: &str,
+) -> Result<Option<Box<dyn Lease>>, tokio_postgres::Error> {
+    let conn = connect(url, schema).await?;
+    let got: bool = conn
+        .client
+        .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&class, &lock_key(name)])
+        .await?
+        .try_get(0)?;
+    // Not taken: dropping the connection here is all the cleanup there is.
+    Ok(got.then(|| Box::new(PgLease { conn }) as Box<dyn Lease>))
+}
