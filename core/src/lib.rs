@@ -21,6 +21,7 @@ pub mod sqlite;
 pub mod store;
 pub mod testkit;
 pub mod time;
+mod unwind;
 pub mod view;
 
 pub use codec::{Codec, CodecError};
