@@ -3,6 +3,7 @@
 //! (visible through `wait_for`, `last_error` and the runner flag) while other
 //! views go on; a panicking `#[apply]` or `#[handle]` is a typed error and the
 //! rest of the app keeps working.
+#![allow(missing_docs)] // a test crate: its `pub` items are fixtures, not an API
 
 use factum::prelude::*;
 use factum::view::ViewError;

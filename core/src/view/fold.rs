@@ -44,8 +44,7 @@ fn panicked<V: View>(meta: &EventMeta<'_>, event_type: &str, message: String) ->
     ViewError::Panicked {
         view: V::NAME,
         event_type: event_type.to_owned(),
-        stream_type: meta.stream_type.to_owned(),
-        stream_id: meta.stream_id.to_owned(),
+        stream: format!("{}/{}", meta.stream_type, meta.stream_id),
         version: meta.version,
         position: meta.position,
         message,

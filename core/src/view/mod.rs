@@ -261,17 +261,15 @@ pub enum ViewError {
     /// A handler (or a key expression) of the view panicked on an event; the
     /// batch was not committed and the runner retries it like any failure.
     #[error(
-        "view {view}: the handler for event `{event_type}` of stream {stream_type}/{stream_id} version {version} (position {position}) panicked: {message}"
+        "view {view}: the handler for event `{event_type}` of stream {stream} version {version} (position {position}) panicked: {message}"
     )]
     Panicked {
         /// The view.
         view: &'static str,
         /// The event's type name.
         event_type: String,
-        /// The event's stream type.
-        stream_type: String,
-        /// The event's stream id.
-        stream_id: String,
+        /// The event's stream, as `type/id`.
+        stream: String,
         /// The event's stream version.
         version: u64,
         /// The event's position.
