@@ -206,3 +206,47 @@ async fn a_panicking_handler_is_a_command_error_and_stores_nothing() {
         vec!["one".to_owned(), "two".to_owned()]
     );
 }
+
+/// While set, `Repairable` panics on every event: a cause that can be fixed
+/// while the view keeps retrying.
+static BROKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Counts notes; panics while [`BROKEN`] is set.
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Repairable {
+    count: u32,
+}
+
+#[view(name = "panics_repairable")]
+impl Repairable {
+    #[on]
+    fn noted(&mut self, _e: &Noted) {
+        assert!(
+            !BROKEN.load(std::sync::atomic::Ordering::SeqCst),
+            "not repaired yet"
+        );
+        self.count += 1;
+    }
+}
+
+/// Given a view failing long enough that `wait_for` gives up, when the cause
+/// is repaired, then a `wait_for` called at once looks at the runner's next
+/// attempt instead of answering with the old streak, and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_repair_a_fresh_wait_for_answers_from_the_current_state() {
+    let app = App::in_memory();
+    app.start_view::<Repairable>().await.unwrap();
+    let done = app
+        .entity::<Pad>("pad-1")
+        .send(Note { text: "one".into() })
+        .await
+        .unwrap();
+    let view = app.view::<Repairable>();
+    let err = view.wait_for(done.position).await.unwrap_err();
+    assert!(matches!(err, ViewError::Failing { .. }), "{err:?}");
+    BROKEN.store(false, std::sync::atomic::Ordering::SeqCst);
+    view.wait_for(done.position)
+        .await
+        .expect("the next attempt succeeds: the wait does not answer with the old failure");
+    assert_eq!(view.get("pad-1").await.unwrap(), Some(Repairable { count: 1 }));
+}
