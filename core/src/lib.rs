@@ -22,6 +22,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 pub mod timer;
+mod unwind;
 pub mod view;
 
 pub use codec::{Codec, CodecError};

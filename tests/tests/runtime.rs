@@ -196,3 +196,74 @@ impl EventStore for ConflictCounter {
         "counting memory"
     }
 }
+
+/// Given two apps on one account of $100, both with it cached, when app A
+/// withdraws $80 and then app B (stale) withdraws $50, B's first decision
+/// conflicts; B reloads and decides on the real balance ($20): a rejection.
+/// B's cache then equals a fresh load: nothing of the lost attempt stayed applied.
+#[tokio::test]
+async fn after_a_conflict_the_losers_cache_equals_a_fresh_load_and_decides_on_it() {
+    use factum_examples::bank::{Account, AccountError, Deposit, Open, Withdraw};
+    let store = MemoryStore::new();
+    let (a, b) = (App::new(store.clone()), App::new(store.clone()));
+    let on_a = a.entity::<Account>("acc-1");
+    on_a.send(Open { owner: "Ada".into() }).await.unwrap();
+    on_a.send(Deposit { amount: 100 }).await.unwrap();
+    let on_b = b.entity::<Account>("acc-1");
+    assert_eq!(
+        on_b.state().await.unwrap().balance,
+        100,
+        "B has the account cached at $100"
+    );
+
+    on_a.send(Withdraw { amount: 80 }).await.unwrap();
+    let err = on_b.send(Withdraw { amount: 50 }).await.unwrap_err();
+    assert_eq!(
+        err.into_rejection(),
+        Some(AccountError::Insufficient {
+            balance: 20,
+            requested: 50
+        }),
+        "B decided again on the balance after A's withdrawal"
+    );
+    let fresh = App::new(store).entity::<Account>("acc-1").state().await.unwrap();
+    assert_eq!(
+        on_b.state().await.unwrap(),
+        fresh,
+        "B's cache equals a fresh load"
+    );
+    assert_eq!(fresh.balance, 20);
+}
+
+/// One command id fanned out to two entities draws different numbers in
+/// each (the account number the bank draws at opening), and a context at
+/// another version of one entity draws differently too.
+#[tokio::test]
+async fn one_command_id_fanned_out_draws_different_numbers_per_entity_and_version() {
+    use factum::{Context, SendOptions, Timestamp, Uuid};
+    use factum_examples::bank::{Account, Open};
+    let app = App::in_memory();
+    let id = Uuid::new_v4();
+    let options = SendOptions {
+        command_id: Some(id),
+        ..SendOptions::default()
+    };
+    for acc in ["acc-1", "acc-2"] {
+        app.entity::<Account>(acc)
+            .send_with(Open { owner: "Ada".into() }, options)
+            .await
+            .unwrap();
+    }
+    let number = |acc: &'static str| {
+        let app = app.clone();
+        async move { app.entity::<Account>(acc).state().await.unwrap().number }
+    };
+    assert_ne!(
+        number("acc-1").await,
+        number("acc-2").await,
+        "one id, two entities"
+    );
+    let at = |version| Context::new(id, Timestamp::from_secs(0), "acc-1", version).random_u64();
+    assert_ne!(at(0), at(1), "one id, one entity, two versions");
+    assert_eq!(at(3), at(3), "and the same for the same version");
+}

@@ -78,7 +78,14 @@ impl<E: Entity> EntityRef<E> {
             let full = page.len() == LOAD_PAGE;
             for record in &page {
                 let event = self.decode(record, slot.version + 1)?;
-                slot.state.apply(&event);
+                let state = &mut slot.state;
+                crate::unwind::guard(|| state.apply(&event)).map_err(|message| LoadError::ApplyPanicked {
+                    stream_type: E::NAME,
+                    stream_id: String::from(&*self.id),
+                    version: record.version,
+                    event_type: record.event_type.clone(),
+                    message,
+                })?;
                 slot.version = record.version;
             }
             if !full {

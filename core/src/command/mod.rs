@@ -153,6 +153,24 @@ pub enum LoadError {
         #[source]
         source: DecodeError,
     },
+    /// An `#[apply]` panicked on a stored event: this binary cannot fold the
+    /// entity past it (fix the `apply`, or upcast the event). Other entities
+    /// are unaffected.
+    #[error(
+        "stream {stream_type}/{stream_id} version {version}: applying event `{event_type}` panicked: {message}"
+    )]
+    ApplyPanicked {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The entity id.
+        stream_id: String,
+        /// The stream version of the event.
+        version: u64,
+        /// The event's type name.
+        event_type: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The store returned a stream with a hole in its versions.
     #[error(
         "stream {stream_type}/{stream_id}: expected version {expected}, the store returned version {found}"
@@ -175,6 +193,17 @@ pub enum CommandError<R> {
     /// The entity rejected the command; nothing was stored.
     #[error("command rejected: {0}")]
     Rejected(R),
+    /// The `#[handle]` method panicked: nothing was stored, and the entity
+    /// stays usable (its state was only read).
+    #[error("stream {stream_type}/{stream_id}: the command handler panicked: {message}")]
+    HandlerPanicked {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The entity id.
+        stream_id: String,
+        /// The panic's message.
+        message: String,
+    },
     /// The entity could not be loaded.
     #[error("loading the entity failed: {0}")]
     Load(#[from] LoadError),
@@ -291,9 +320,13 @@ impl<E: Entity> EntityRef<E> {
         for attempt in 1..=commands.max_attempts {
             let ctx = Context::new(command_id, now, self.id.clone(), slot.version)
                 .with_correlation_id(correlation_id);
-            let events = slot
-                .state
-                .handle(command.clone(), &ctx)
+            let state = &slot.state;
+            let events = crate::unwind::guard(|| state.handle(command.clone(), &ctx))
+                .map_err(|message| CommandError::HandlerPanicked {
+                    stream_type: E::NAME,
+                    stream_id: String::from(&*self.id),
+                    message,
+                })?
                 .map_err(CommandError::Rejected)?;
             if events.is_empty() {
                 return Ok(Committed {
@@ -337,8 +370,19 @@ impl<E: Entity> EntityRef<E> {
                     let before = slot.version;
                     // Marked stale while applying: a panicking `apply` leaves a reload behind, not a wrong state.
                     slot.fresh = false;
-                    for event in &events {
-                        slot.state.apply(event);
+                    for (event, version) in events.iter().zip(before + 1..) {
+                        let state = &mut slot.state;
+                        crate::unwind::guard(|| state.apply(event)).map_err(|message| {
+                            // Committed, but this binary cannot fold it: every load says so
+                            // (the slot stays stale), and the rest of the app goes on.
+                            LoadError::ApplyPanicked {
+                                stream_type: E::NAME,
+                                stream_id: String::from(&*self.id),
+                                version,
+                                event_type: event.name().to_owned(),
+                                message,
+                            }
+                        })?;
                     }
                     slot.version = appended.version;
                     slot.fresh = true;

@@ -184,10 +184,15 @@ impl Progress {
     /// Gives up with [`WaitError::Failing`] once this node's runner has failed
     /// [`FAILURES_BEFORE_WAIT_FAILS`] times in a row without moving the
     /// checkpoint, and with [`WaitError::Stopped`] when the runner stopped.
+    /// A streak that was already that long when the wait began is not taken
+    /// as the answer: the wait looks at the runner's next attempt (the cause
+    /// may have been repaired meanwhile), so it answers from the current state
+    /// within one retry.
     pub async fn wait_for(&self, position: u64) -> Result<(), WaitError> {
         let mut rx = self.checkpoint.subscribe();
         let mut stopped = self.stopped.subscribe();
         let mut failure = self.failure.subscribe();
+        let before = failure.borrow().as_ref().map(|f| (f.checkpoint, f.attempts));
         loop {
             let checkpoint = *rx.borrow_and_update();
             if checkpoint >= position {
@@ -199,6 +204,7 @@ impl Progress {
             if let Some(f) = failure.borrow_and_update().as_ref()
                 && f.attempts >= FAILURES_BEFORE_WAIT_FAILS
                 && f.checkpoint == checkpoint
+                && before.is_none_or(|(at, attempts)| at != f.checkpoint || f.attempts > attempts)
             {
                 return Err(WaitError::Failing(f.clone()));
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Lease, Progress};
+use crate::unwind::Guarded;
 
 /// How long a node that is not the runner waits between attempts to become
 /// it, and how long a failed runner waits before it tries again.
@@ -83,7 +84,12 @@ pub(crate) async fn supervise<P: Process>(mut process: P) {
                 match process.try_lease().await {
                     Ok(Some(lease)) => {
                         process.progress().set_runner(true);
-                        let led = process.lead(&*lease).await;
+                        // A panic in the process's code (a user handler, a backend) is its
+                        // failure, retried like any other; it never ends this task unseen.
+                        let led = match Guarded::new(process.lead(&*lease)).await {
+                            Ok(led) => led.map_err(|e| e.to_string()),
+                            Err(message) => Err(format!("{name}: the runner panicked: {message}")),
+                        };
                         process.progress().set_runner(false);
                         drop(lease);
                         match led {
@@ -117,8 +123,14 @@ pub(crate) async fn supervise<P: Process>(mut process: P) {
         // Another node runs the process: serve what it produces, try again soon.
         let until = tokio::time::Instant::now() + LEASE_RETRY;
         while tokio::time::Instant::now() < until {
-            if let Err(error) = process.follow().await {
-                tracing::warn!(process = name, %error, "refreshing a followed process failed");
+            match Guarded::new(process.follow()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(process = name, %error, "refreshing a followed process failed")
+                }
+                Err(message) => {
+                    tracing::warn!(process = name, %message, "refreshing a followed process panicked")
+                }
             }
             tokio::time::sleep(FOLLOW_POLL).await;
         }

@@ -11,18 +11,43 @@ use crate::store::RecordedEvent;
 
 /// Decodes `record` if the view handles its type and pushes its `(row key, event)` pairs.
 fn route<V: View>(record: &RecordedEvent, out: &mut Vec<(String, V::Routed)>) -> Result<(), ViewError> {
-    V::route(record, &EventMeta::of(record), out).map_err(|source| ViewError::Decode {
-        view: V::NAME,
-        position: record.position,
-        event_type: record.event_type.clone(),
-        source,
-    })
+    let meta = EventMeta::of(record);
+    // A key expression is user code: a panic in it is the view's failure, like one in a handler.
+    crate::unwind::guard(|| V::route(record, &meta, out))
+        .map_err(|message| panicked::<V>(&meta, &record.event_type, message))?
+        .map_err(|source| ViewError::Decode {
+            view: V::NAME,
+            position: record.position,
+            event_type: record.event_type.clone(),
+            source,
+        })
 }
 
-/// Folds one routed event into a row (`None`: no row yet, or deleted).
-fn fold_into<V: View>(row: &mut Option<V>, event: V::Routed, meta: &EventMeta<'_>) {
-    if row.get_or_insert_with(V::default).apply(event, meta) == ViewOp::Delete {
+/// Folds one routed event into a row (`None`: no row yet, or deleted). A
+/// panicking handler fails the batch; the half-folded row is never written.
+fn fold_into<V: View>(
+    row: &mut Option<V>,
+    event: V::Routed,
+    meta: &EventMeta<'_>,
+    event_type: &str,
+) -> Result<(), ViewError> {
+    let slot = row.get_or_insert_with(V::default);
+    let op = crate::unwind::guard(|| slot.apply(event, meta))
+        .map_err(|message| panicked::<V>(meta, event_type, message))?;
+    if op == ViewOp::Delete {
         *row = None;
+    }
+    Ok(())
+}
+
+fn panicked<V: View>(meta: &EventMeta<'_>, event_type: &str, message: String) -> ViewError {
+    ViewError::Panicked {
+        view: V::NAME,
+        event_type: event_type.to_owned(),
+        stream: format!("{}/{}", meta.stream_type, meta.stream_id),
+        version: meta.version,
+        position: meta.position,
+        message,
     }
 }
 
@@ -34,7 +59,7 @@ pub(crate) fn fold_records<V: View>(records: &[RecordedEvent]) -> Result<BTreeMa
         route::<V>(record, &mut routed)?;
         let meta = EventMeta::of(record);
         for (key, event) in routed.drain(..) {
-            fold_into(rows.entry(key).or_default(), event, &meta);
+            fold_into(rows.entry(key).or_default(), event, &meta, &record.event_type)?;
         }
     }
     Ok(rows.into_iter().filter_map(|(k, row)| Some((k, row?))).collect())
@@ -95,7 +120,7 @@ pub(crate) async fn fold_batch<V: View>(
     // Pass 2: fold.
     for (i, slot, event) in routed {
         let meta = EventMeta::of(&records[i]);
-        fold_into(&mut touched[slot].row, event, &meta);
+        fold_into(&mut touched[slot].row, event, &meta, &records[i].event_type)?;
     }
     // Encode each touched row once.
     let mut writes = Vec::with_capacity(touched.len());

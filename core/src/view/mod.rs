@@ -258,6 +258,25 @@ pub enum ViewError {
         #[source]
         source: DecodeError,
     },
+    /// A handler (or a key expression) of the view panicked on an event; the
+    /// batch was not committed and the runner retries it like any failure.
+    #[error(
+        "view {view}: the handler for event `{event_type}` of stream {stream} version {version} (position {position}) panicked: {message}"
+    )]
+    Panicked {
+        /// The view.
+        view: &'static str,
+        /// The event's type name.
+        event_type: String,
+        /// The event's stream, as `type/id`.
+        stream: String,
+        /// The event's stream version.
+        version: u64,
+        /// The event's position.
+        position: u64,
+        /// The panic's message.
+        message: String,
+    },
     /// A row does not encode or decode (the row type changed incompatibly?).
     #[error("view {view}: row `{key}`: {source}")]
     Row {
