@@ -6,6 +6,7 @@
 pub mod codec;
 pub mod entity;
 pub mod event;
+pub mod fault;
 pub mod rules;
 pub mod runtime;
 pub mod store;

@@ -486,6 +486,7 @@ impl Writer {
         for outcome in outcomes {
             match outcome {
                 Outcome::Append(reply, result) => {
+                    crate::fault::hit("append.after");
                     if let Ok(appended) = &result {
                         if appended.last_position > 0 {
                             head = Some(appended.last_position);
@@ -917,6 +918,7 @@ fn to_limit(limit: usize) -> i64 {
 impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_append(&request)?;
+        crate::fault::point("append.before")?;
         if i64::try_from(
             request
                 .expected_version
@@ -1011,6 +1013,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::fault::point("snapshot.save.before")?;
         if i64::try_from(snapshot.version).is_err() {
             return Err(StoreError::Invalid {
                 stream_type: snapshot.stream_type,
