@@ -17,10 +17,12 @@
 //! | `append.after` | an event store, once an append's write is over (SQLite and PostgreSQL: the writer, for each answer of a committed batch), before its caller is answered | not allowed |
 //! | `snapshot.save.before` | an event store's `save_snapshot`, before anything is written | the save returns `StoreError::Backend` (the runtime logs it; the command still succeeds) |
 //! | `view.commit.before` | the view runner, a batch folded, before its rows and checkpoint are committed | the runner reports the error and retries from the stored checkpoint |
-//! | `view.commit.after` | the view runner, right after a batch's commit succeeded | as above; the batch stays committed |
+//! | `view.commit.inside` | a view store's commit (SQLite, PostgreSQL), the rows and the checkpoint written in its transaction, before the transaction commits | the commit returns `ViewStoreError::Backend`, the transaction rolls back |
+//! | `view.commit.after` | the view runner, right after a batch's commit succeeded | the runner reports the error and resumes from the stored checkpoint (the batch stays committed) |
 //!
-//! The stores are the memory, SQLite and PostgreSQL ones; the view points
-//! are reached for every view store, for the live table and for a rebuild.
+//! The event stores are the memory, SQLite and PostgreSQL ones; the runner's
+//! view points are reached on every view store, for the live table and for a
+//! rebuild.
 //! A point is *hit* each time a thread reaches it, armed or not: hits are
 //! numbered from 1, counting from the process start (or from [`arm`] /
 //! [`disarm_all`] in-process).
@@ -121,6 +123,7 @@ mod on {
         ("append.after", false),
         ("snapshot.save.before", true),
         ("view.commit.before", true),
+        ("view.commit.inside", true),
         ("view.commit.after", true),
     ];
 
