@@ -6,7 +6,7 @@
 //! **Test only.** The points exist only with the `fault-points` cargo feature
 //! (off by default; the workspace's test package turns it on). Without it
 //! every function here is an `#[inline(always)]` no-op returning `Ok(())`
-//! and [`Fault`] has no values, so a call site such as
+//! and `Fault` has no values, so a call site such as
 //! `crate::fault::point("append.before")?` compiles to nothing.
 //!
 //! # Points
@@ -22,10 +22,9 @@
 //!
 //! The event stores are the memory, SQLite and PostgreSQL ones; the runner's
 //! view points are reached on every view store, for the live table and for a
-//! rebuild.
-//! A point is *hit* each time a thread reaches it, armed or not: hits are
-//! numbered from 1, counting from the process start (or from [`arm`] /
-//! [`disarm_all`] in-process).
+//! rebuild. A point is *hit* each time a thread reaches it, armed or not: hits are
+//! numbered from 1, counting from the process start (or from `arm` /
+//! `disarm_all` in-process).
 //!
 //! # Actions
 //!
@@ -34,14 +33,14 @@
 //! - `fail`: the operation returns an error whose message names the point
 //!   (`fault point view.commit.before failed on purpose (hit 1)`). Refused when
 //!   arming a point whose table row says "not allowed".
-//! - `pause`: the thread that hit the point blocks until [`release`] or
-//!   [`disarm_all`] in the same process; in a child process nobody can release
+//! - `pause`: the thread that hit the point blocks until `release` or
+//!   `disarm_all` in the same process; in a child process nobody can release
 //!   it, so it blocks until the process is killed. In a multi-thread tokio
 //!   runtime the other tasks keep running (the wait is in `block_in_place`);
 //!   in a current-thread runtime the whole runtime blocks.
 //!
 //! Before it acts, an armed point announces itself on stderr with one line,
-//! `fault point <point> hit <n>: <action>` (see [`announcement`]), so the
+//! `fault point <point> hit <n>: <action>` (see `announcement`), so the
 //! parent of a child process can assert that the kill landed where it meant.
 //!
 //! # Arming from the environment (child processes)
@@ -64,12 +63,13 @@
 //!
 //! # Arming from Rust (in-process tests)
 //!
-//! [`arm`]`("view.commit.before", Action::Fail, Hits::Onward(1))`, then
-//! [`disarm_all`]. The table is process-wide: tests that arm points must not
-//! run concurrently with each other (serialise them with a lock) — the other
-//! tests of the same binary would hit the armed points too. [`hits`] counts
-//! how often a point was reached, [`wait_paused`] waits for a thread to block
-//! at a paused point.
+//! `factum::fault::arm("view.commit.before", Action::Fail, Hits::Onward(1))`,
+//! then `disarm_all()`. The table is process-wide: tests that arm points must
+//! not run concurrently with each other (serialise them with a lock), and the
+//! other tests of the same binary would hit the armed points too. `hits`
+//! counts how often a point was reached, `wait_paused` waits for a thread to
+//! block at a paused point, `release` lets it go on. `tests/tests/fault_points.rs`
+//! shows each action at work.
 
 #[cfg(feature = "fault-points")]
 pub use on::*;
