@@ -9,6 +9,7 @@ pub mod command;
 pub mod entity;
 pub mod env;
 pub mod event;
+pub mod fault;
 pub mod ids;
 #[cfg(feature = "postgres")]
 pub mod postgres;

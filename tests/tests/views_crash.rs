@@ -1,62 +1,49 @@
 //! Exactly once over the log after any crash: a child process catching up a
 //! view over a durable log of 100,000 events (SQLite file, PostgreSQL schema)
-//! is SIGKILLed at random moments, restarted, and at the end the view equals a
-//! fresh fold of the whole log (every row's count and sum: a skipped event or
-//! one applied twice would show).
+//! is aborted at fault points — before a batch's commit, inside it (written,
+//! not committed) and after it, at batches spread over the catch-up — and
+//! restarted each time; at the end the view equals a fresh fold of the whole
+//! log (every row's count and sum: a skipped event or one applied twice would
+//! show).
+//!
+//! Each kill is checked to have landed where it was meant: the child
+//! announced the point, died of the abort, and left the checkpoint exactly
+//! where that point implies (the kills before it, plus the batches it
+//! committed), strictly between 0 and the head of the log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use factum::App;
 use factum::store::EventStore;
 use factum::view::ViewStore;
+use factum_tests::child::run_with_fault;
 use factum_tests::views::{CHILD_STREAMS, Tally, fold_log, write_log_in_chunks};
 
 const EVENTS: u64 = 100_000;
-const KILLS: usize = 5;
+/// Events per view transaction in the child: one commit per batch.
+const BATCH: u64 = 200;
 
-/// A small xorshift seeded from the clock: the kill moments differ per run,
-/// and the seed is printed so a failing run can be told apart.
-struct Rng(u64);
+/// The kills, in order: the fault point and which of the (re)started child's
+/// commits it aborts at. `view.commit.after` at commit k leaves k more
+/// batches folded; `view.commit.before` (the k-th batch folded, not yet
+/// committed) and `view.commit.inside` (its rows and checkpoint written in
+/// the store's transaction, not yet committed) leave k - 1. The checkpoints
+/// at the kills: 7,400, 25,400, 38,000, 60,600, 60,600 and 78,400 of 100,000.
+const KILLS: [(&str, u64); 6] = [
+    ("view.commit.after", 37),
+    ("view.commit.before", 91),
+    ("view.commit.inside", 64),
+    ("view.commit.after", 113),
+    ("view.commit.before", 1),
+    ("view.commit.inside", 90),
+];
 
-impl Rng {
-    fn new() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
-            | 1;
-        eprintln!("kill schedule seed: {seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn spawn(args: &[String]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_view_child"))
-        .args(args)
-        .env("FACTUM_CHILD_BATCH", "200")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn view_child");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    (child, lines)
-}
-
-fn wait_for_line(lines: &mut impl Iterator<Item = std::io::Result<String>>, want: &str) {
-    for line in lines.by_ref() {
-        if line.expect("child output") == want {
-            return;
-        }
-    }
-    panic!("view_child ended before printing `{want}`");
+fn child(args: &[String]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_view_child"));
+    command.args(args).env("FACTUM_CHILD_BATCH", BATCH.to_string());
+    command
 }
 
 /// The checkpoint and rows of `test_tally` in `store`, read through an app with an empty log.
@@ -83,29 +70,44 @@ fn crash_and_resume(
     args: Vec<String>,
     open: impl Fn() -> Arc<dyn ViewStore>,
 ) {
+    // Given a durable log of EVENTS events and an empty view ...
     rt.block_on(write_log_in_chunks(&*log, EVENTS, CHILD_STREAMS));
-    let mut rng = Rng::new();
-    let mut seen = Vec::new();
-    for _ in 0..KILLS {
-        let (mut child, mut lines) = spawn(&args);
-        wait_for_line(&mut lines, "ready");
-        std::thread::sleep(Duration::from_millis(20 + rng.below(600)));
-        child.kill().expect("SIGKILL the child");
-        child.wait().expect("reap the child");
+    assert_eq!(rt.block_on(log.head()).expect("head"), EVENTS, "a dense log");
+
+    // ... when the catching-up child is aborted at each kill point in turn ...
+    let mut expected = 0;
+    for (point, commit) in KILLS {
+        let ended = run_with_fault(&mut child(&args), &format!("{point}=abort@{commit}"));
+        ended.assert_aborted_at(point, commit);
+        let folded = if point == "view.commit.after" {
+            commit
+        } else {
+            commit - 1
+        };
+        expected += folded * BATCH;
         let (checkpoint, _) = rt.block_on(read_view(open()));
-        seen.push(checkpoint);
+        eprintln!("killed at {point} of commit {commit}: checkpoint {checkpoint}");
+        assert_eq!(
+            checkpoint, expected,
+            "killed at {point} of commit {commit}: the checkpoint is where the restart resumed \
+             plus the batches committed before the kill"
+        );
+        assert!(
+            0 < checkpoint && checkpoint < EVENTS,
+            "the kill at {point} of commit {commit} was not mid catch-up: checkpoint {checkpoint}"
+        );
     }
-    eprintln!("checkpoints at the kills: {seen:?}");
-    assert!(
-        seen.iter().any(|&c| c > 0 && c < EVENTS),
-        "no kill landed during the catch-up: {seen:?}"
-    );
+
+    // ... and then runs to the end,
     let started = Instant::now();
-    let (mut child, mut lines) = spawn(&args);
-    wait_for_line(&mut lines, "done");
-    assert!(child.wait().expect("reap").success());
+    let ended = run_with_fault(&mut child(&args), "");
+    assert!(
+        ended.status.success() && ended.stdout.iter().any(|l| l == "done"),
+        "the last child finished the catch-up: {ended:?}"
+    );
     eprintln!("final catch-up took {:?}", started.elapsed());
 
+    // then the view equals a fresh fold of the whole log.
     let (checkpoint, rows) = rt.block_on(read_view(open()));
     assert_eq!(checkpoint, EVENTS);
     let expected = rt.block_on(fold_log(&*log));

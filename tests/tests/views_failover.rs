@@ -2,6 +2,11 @@
 //! same view; exactly one runs it (an advisory lock); when that one is
 //! SIGKILLed mid catch-up, the other takes over from the stored checkpoint and
 //! the view ends equal to a fresh fold (no loss, no duplicate).
+//!
+//! "Mid catch-up" is made so, not hoped for: the runner pauses at the fault
+//! point `view.commit.after` of its 25th commit, holding the lease, and is
+//! killed only once it announced the pause; the checkpoint then is exactly 25
+//! batches in.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -9,48 +14,68 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use factum::App;
+use factum::fault::{Action, ENV, announcement};
 use factum::postgres::PostgresStore;
 use factum::postgres::PostgresViewStore;
 use factum_tests::views::{CHILD_STREAMS, Tally, fold_log, write_log_in_chunks};
 
 const EVENTS: u64 = 100_000;
+/// Events per view transaction in the children.
+const BATCH: u64 = 200;
+/// The commit of A's at which it pauses, holding the lease, until it is killed.
+const PAUSE_AT: u64 = 25;
 
 struct Node {
     child: Child,
     lines: mpsc::Receiver<String>,
+    errors: mpsc::Receiver<String>,
+}
+
+/// The lines of `from`, on a channel, read by a thread of their own.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Waits up to `within` for the line `want` on `lines`; false if it did not come.
+fn says(lines: &mpsc::Receiver<String>, want: &str, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line == want => return true,
+            Ok(_) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 impl Node {
-    fn start(url: &str, schema: &str) -> Node {
+    /// Starts a view child with the fault rule `fault` (`""`: none).
+    fn start(url: &str, schema: &str, fault: &str) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_view_child"))
             .args(["postgres", url, schema, &EVENTS.to_string()])
-            .env("FACTUM_CHILD_BATCH", "40")
+            .env("FACTUM_CHILD_BATCH", BATCH.to_string())
+            .env(ENV, fault)
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn view_child");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Node { child, lines }
+        let lines = lines_of(child.stdout.take().expect("stdout"));
+        let errors = lines_of(child.stderr.take().expect("stderr"));
+        Node { child, lines, errors }
     }
 
-    /// Waits up to `within` for the line `want`; false if it did not come.
+    /// Waits up to `within` for the line `want` on stdout; false if it did not come.
     fn says(&self, want: &str, within: Duration) -> bool {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line == want => return true,
-                Ok(_) => continue,
-                Err(_) => return false,
-            }
-        }
+        says(&self.lines, want, within)
     }
 }
 
@@ -73,12 +98,18 @@ fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
         .expect("log");
     rt.block_on(write_log_in_chunks(&log, EVENTS, CHILD_STREAMS));
 
-    // Given node A running the view ...
-    let mut a = Node::start(&url, &schema);
+    // Given node A running the view, held mid catch-up at a commit ...
+    let paused = format!("view.commit.after=pause@{PAUSE_AT}");
+    let mut a = Node::start(&url, &schema, &paused);
     assert!(a.says("ready", Duration::from_secs(60)));
     assert!(a.says("runner", Duration::from_secs(10)), "A became the runner");
+    let announced = announcement("view.commit.after", PAUSE_AT, Action::Pause);
+    assert!(
+        says(&a.errors, &announced, Duration::from_secs(60)),
+        "A paused at its commit {PAUSE_AT} (`{announced}` on its stderr)"
+    );
     // ... when node B starts the same view, B only follows.
-    let b = Node::start(&url, &schema);
+    let b = Node::start(&url, &schema, "");
     assert!(b.says("ready", Duration::from_secs(60)));
     let b_ran = b.says("runner", Duration::from_secs(2));
     let a_lines: Vec<String> = a.lines.try_iter().collect();
@@ -89,9 +120,14 @@ fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
 
     // When A dies mid catch-up ...
     let checkpoint_at_kill = rt.block_on(checkpoint(&url, &schema));
+    assert_eq!(
+        checkpoint_at_kill,
+        PAUSE_AT * BATCH,
+        "A is held right after its commit {PAUSE_AT}"
+    );
     assert!(
-        checkpoint_at_kill < EVENTS,
-        "A finished before it could be killed ({checkpoint_at_kill}); make the catch-up slower"
+        0 < checkpoint_at_kill && checkpoint_at_kill < EVENTS,
+        "A is killed mid catch-up ({checkpoint_at_kill})"
     );
     a.child.kill().expect("SIGKILL A");
     a.child.wait().expect("reap A");

@@ -621,6 +621,7 @@ impl Writer {
                 if let Ok(a) = &result {
                     top = top.max(a.last_position);
                 }
+                crate::fault::hit("append.after");
                 let _ = p.reply.send(result);
             }
             let mut retry = Vec::new();
@@ -1010,6 +1011,7 @@ fn event_from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
 impl EventStore for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_append(&request)?;
+        crate::fault::point("append.before")?;
         let invalid = |reason: String| StoreError::Invalid {
             stream_type: request.stream_type.clone(),
             stream_id: request.stream_id.clone(),
@@ -1119,6 +1121,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::fault::point("snapshot.save.before")?;
         let context = || {
             format!(
                 "saving the snapshot of {}/{} at version {}",

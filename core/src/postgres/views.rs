@@ -391,6 +391,7 @@ impl ViewTable for PgTable {
             .await
             .map_err(err(format!("indexing rows of {id}")))?;
         }
+        crate::fault::point("view.commit.inside")?;
         tx.commit().await.map_err(err(format!("committing to {id}")))
     }
 }

@@ -496,6 +496,7 @@ impl Writer {
         for outcome in outcomes {
             match outcome {
                 Outcome::Append(reply, result) => {
+                    crate::fault::hit("append.after");
                     if let Ok(appended) = &result
                         && appended.last_position > 0
                     {
@@ -913,6 +914,7 @@ fn to_limit(limit: usize) -> i64 {
 impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_append(&request)?;
+        crate::fault::point("append.before")?;
         if i64::try_from(
             request
                 .expected_version
@@ -1030,6 +1032,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::fault::point("snapshot.save.before")?;
         if i64::try_from(snapshot.version).is_err() {
             return Err(StoreError::Invalid {
                 stream_type: snapshot.stream_type,

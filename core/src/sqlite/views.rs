@@ -329,6 +329,7 @@ impl ViewTable for SqliteTable {
                         }
                     }
                 }
+                crate::fault::point("view.commit.inside")?;
                 tx.commit().map_err(err("committing"))
             })
             .await

@@ -156,6 +156,7 @@ impl MemoryStore {
 impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_append(&request)?;
+        crate::fault::point("append.before")?;
         let mut guard = self.lock();
         let state = &mut *guard;
         let existing = state.stream(&request.stream_type, &request.stream_id);
@@ -198,6 +199,7 @@ impl EventStore for MemoryStore {
         }
         let last_position = state.log.len() as u64;
         drop(guard);
+        crate::fault::hit("append.after");
         // Waking the watchers costs a lock per waker slot even when nobody
         // watches, so notify only when a receiver exists. The count is read
         // under the watch's write lock: a receiver that borrowed the old value
@@ -287,6 +289,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        crate::fault::point("snapshot.save.before")?;
         let key = (snapshot.stream_type.clone(), snapshot.stream_id.clone());
         let mut state = self.lock();
         match state.snapshots.get(&key) {

@@ -188,6 +188,17 @@ pub enum StoreError {
     },
 }
 
+/// A failure injected by a test at a fault point (only with the `fault-points` feature).
+impl From<crate::fault::Fault> for StoreError {
+    fn from(fault: crate::fault::Fault) -> Self {
+        StoreError::Backend {
+            backend: "factum::fault",
+            context: "an injected failure".to_owned(),
+            source: Box::new(fault),
+        }
+    }
+}
+
 impl StoreError {
     /// The conflict of `request` with a stream found at `actual`.
     pub(crate) fn conflict(request: &AppendRequest, actual: u64) -> Self {

@@ -191,6 +191,17 @@ impl ViewStoreError {
     }
 }
 
+/// A failure injected by a test at a fault point (only with the `fault-points` feature).
+impl From<crate::fault::Fault> for ViewStoreError {
+    fn from(fault: crate::fault::Fault) -> Self {
+        ViewStoreError::Backend {
+            backend: "factum::fault",
+            context: "an injected failure".to_owned(),
+            source: Box::new(fault),
+        }
+    }
+}
+
 /// Rows of one physical table. Reads may run concurrently with a commit.
 #[async_trait]
 pub trait ViewTable: Send + Sync + 'static {

@@ -515,6 +515,7 @@ async fn step<V: View>(
         to,
         rows,
     };
+    crate::fault::point("view.commit.before").map_err(|f| storage::<V>(f.into()))?;
     match run.table.commit(commit).await {
         Ok(()) => run.checkpoint = to,
         Err(ViewStoreError::CheckpointMoved { found, .. }) => {
@@ -531,6 +532,7 @@ async fn step<V: View>(
         }
         Err(e) => return Err(storage::<V>(e)),
     }
+    crate::fault::point("view.commit.after").map_err(|f| storage::<V>(f.into()))?;
     if let Some(shared) = shared {
         for change in changes {
             let _ = shared.changes.send(change);

@@ -1,6 +1,7 @@
 //! The child process of `tests/sqlite_crash.rs`: appends to a SQLite store
-//! under load, from several tasks, until it is killed, printing
-//! `ack <stream> <version>` (flushed) for every append the store acknowledged.
+//! under load, from several tasks, until it is killed (the test aborts it at
+//! a fault point with `FACTUM_FAULT`), printing `ack <stream> <version>`
+//! (flushed) for every append the store acknowledged.
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -5,7 +5,8 @@
 //! `view_child sqlite <file> <events>` or `view_child postgres <url> <schema> <events>`.
 //! Prints `ready` once the view runs, `runner` when this process becomes the
 //! view's runner, `done` when the view has folded `<events>` events, then exits.
-//! `FACTUM_CHILD_BATCH` sets the events per view transaction (default 500).
+//! `FACTUM_CHILD_BATCH` sets the events per view transaction (default 500);
+//! `FACTUM_FAULT` arms fault points (`factum::fault`) to kill it at a commit.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let n: u64 = n.parse()?;
-    // Smaller batches make a catch-up last long enough to kill it in the middle.
+    // One view transaction per batch: the commit fault points are hit once per batch.
     let batch: usize = std::env::var("FACTUM_CHILD_BATCH")
         .ok()
         .and_then(|b| b.parse().ok())
