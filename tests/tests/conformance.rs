@@ -41,13 +41,7 @@ struct Backend {
 }
 
 fn pg_url() -> Option<String> {
-    match std::env::var("FACTUM_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!("skipping postgres conformance: FACTUM_PG_URL is not set");
-            None
-        }
-    }
+    factum_tests::pg::url("postgres conformance")
 }
 
 impl Backend {
@@ -1292,9 +1286,10 @@ async fn ten_thousand_pending_timers_fire_within_one_virtual_second_each_once(b:
 // ------------------------------------------------------- one test per pair
 
 macro_rules! backend_tests {
-    ($backend:ident: $($case:ident),* $(,)?) => {
+    ($attr:tt $backend:ident: $($case:ident),* $(,)?) => {
         mod $backend {
             $(
+                #$attr
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
                     if let Some(backend) = super::Backend::$backend().await {
@@ -1307,16 +1302,19 @@ macro_rules! backend_tests {
     };
 }
 
+/// Every case on every backend; the PostgreSQL ones are `ignored` (and say
+/// so in the summary) in a build without `FACTUM_PG_URL`.
 macro_rules! conformance {
-    ($($backend:ident),* ; $cases:tt) => {
-        $( conformance!(@one $backend $cases); )*
+    ($($backend:ident),* ; postgres: $($pg:ident),* ; $cases:tt) => {
+        $( conformance!(@one [doc = "A conformance case."] $backend $cases); )*
+        $( conformance!(@one [cfg_attr(not(factum_pg), ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)")] $pg $cases); )*
     };
-    (@one $backend:ident [$($case:ident),* $(,)?]) => {
-        backend_tests!($backend: $($case),*);
+    (@one $attr:tt $backend:ident [$($case:ident),* $(,)?]) => {
+        backend_tests!($attr $backend: $($case),*);
     };
 }
 
-conformance!(memory, sqlite, sqlite_postcard, postgres, postgres_postcard; [
+conformance!(memory, sqlite, sqlite_postcard; postgres: postgres, postgres_postcard; [
     append_then_read_back,
     a_stale_expected_version_conflicts_and_writes_nothing,
     concurrent_writers_on_one_stream_lose_and_duplicate_nothing,
@@ -1410,6 +1408,10 @@ async fn sqlite_refuses_a_file_from_a_newer_schema() {
     );
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     let Some(url) = pg_url() else { return };
@@ -1506,6 +1508,10 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
         .unwrap();
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_watch_head_hears_other_nodes_appends() {
     let Some(url) = pg_url() else { return };
@@ -1542,6 +1548,10 @@ async fn postgres_watch_head_hears_other_nodes_appends() {
 /// version, follows the first; when the first fails for a reason that leaves
 /// the stream where it was, the second must be tried, not refused with a
 /// "conflict" whose expected and actual versions are the same.
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
     // Single-threaded, so both requests are queued before the writer runs.

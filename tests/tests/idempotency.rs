@@ -326,6 +326,7 @@ macro_rules! on_every_backend {
         }
         mod postgres {
             $(
+                #[cfg_attr(not(factum_pg), ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)")]
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     let Some(url) = factum_tests::pg::url(stringify!($test)) else { return };

@@ -103,6 +103,10 @@ async fn a_sqlite_timer_fires_once_after_the_scheduling_process_is_killed() {
     .await;
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_timer_fires_once_after_the_scheduling_process_is_killed() {
     let Some(url) =
@@ -160,6 +164,10 @@ async fn pg_node(url: &str, schema: &str, clock: &ManualClock) -> App {
         .build()
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_runners_on_one_postgres_schema_fire_each_timer_once_and_fail_over() {
     let Some(url) = factum_tests::pg::url("two_runners_on_one_postgres_schema") else {

@@ -158,6 +158,10 @@ async fn postgres_store(test: &str) -> Option<(PostgresViewStore, String, String
     Some((store, url, schema))
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_a_commit_from_a_stale_checkpoint_is_refused_and_changes_no_row() {
     let Some((store, _, _)) = postgres_store("stale_commit").await else {
@@ -166,6 +170,10 @@ async fn postgres_a_commit_from_a_stale_checkpoint_is_refused_and_changes_no_row
     a_commit_from_a_stale_checkpoint_is_refused_and_changes_no_row(open(&store).await).await;
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_a_failed_row_write_leaves_the_checkpoint_and_rows_as_they_were() {
     let Some((store, url, schema)) = postgres_store("failed_row").await else {

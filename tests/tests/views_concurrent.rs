@@ -15,6 +15,10 @@ use factum_tests::views::{Scored, Tally, append};
 const WRITERS: u64 = 16;
 const EACH: u64 = 400;
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tailing_view_under_concurrent_writers_equals_a_fresh_fold() {
     let Some(url) = factum_tests::pg::url("a_tailing_view_under_concurrent_writers") else {

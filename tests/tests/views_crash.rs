@@ -144,6 +144,10 @@ fn a_sqlite_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     });
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[test]
 fn a_postgres_view_killed_during_catch_up_ends_equal_to_a_fresh_fold() {
     let Some(url) = factum_tests::pg::url("a_postgres_view_killed_during_catch_up") else {

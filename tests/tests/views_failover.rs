@@ -86,6 +86,10 @@ impl Drop for Node {
     }
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[test]
 fn only_one_process_runs_a_view_and_another_takes_over_when_it_dies() {
     let Some(url) = factum_tests::pg::url("only_one_process_runs_a_view") else {

@@ -125,6 +125,10 @@ async fn sqlite_view_folds_rows_keys_indexes_and_deletes() {
     folds_rows_keys_indexes_and_deletes(SqliteViewStore::open(dir.path().join("views.db")).unwrap()).await;
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_view_folds_rows_keys_indexes_and_deletes() {
     let Some(store) = factum_tests::pg::view_store("fold").await else {

@@ -147,6 +147,10 @@ async fn sqlite_version_bump_and_rebuild_swap_blue_green() {
     bumping_the_version_rebuilds_beside_the_live_table(Arc::new(store), 5).await;
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_version_bump_and_rebuild_swap_blue_green() {
     let Some(store) = factum_tests::pg::view_store("rebuild").await else {
@@ -255,6 +259,10 @@ async fn sqlite_an_older_binary_follows_a_newer_active_version() {
     an_older_binary_follows_a_newer_active_version(Arc::new(store)).await;
 }
 
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
 #[tokio::test]
 async fn postgres_an_older_binary_follows_a_newer_active_version() {
     let Some(store) = factum_tests::pg::view_store("older").await else {

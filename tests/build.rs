@@ -1,0 +1,11 @@
+//! Builds the PostgreSQL tests to run only where a server is named: with
+//! `FACTUM_PG_URL` set at build time they run (and fail if it is unset when
+//! they run); without it they are `ignored`, and the test summary counts them.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(factum_pg)");
+    println!("cargo::rerun-if-env-changed=FACTUM_PG_URL");
+    if std::env::var("FACTUM_PG_URL").is_ok_and(|url| !url.is_empty()) {
+        println!("cargo::rustc-cfg=factum_pg");
+    }
+}
