@@ -3,6 +3,7 @@
 //! checkpoints ([`SqliteViewStore`]) and timers ([`SqliteTimerStore`]); all
 //! may share one file, and timers belong in the events file.
 
+mod conn;
 mod events;
 mod timers;
 mod views;

@@ -9,9 +9,10 @@
 //! the event writer's transactions (and the other way round) through
 //! SQLite's busy timeout. One process runs the timers of a file (a local lease).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
+use super::conn::{Connections, Joining};
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use uuid::Uuid;
@@ -60,19 +61,13 @@ const TIMER_COLUMNS: &str = "name, entity_type, entity_id, command_type, due, pa
 /// A [`TimerStore`] in a SQLite file (the events file, normally).
 #[derive(Clone)]
 pub struct SqliteTimerStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    inner: Arc<Connections>,
 }
 
 impl std::fmt::Debug for SqliteTimerStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteTimerStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.path())
             .finish()
     }
 }
@@ -82,38 +77,20 @@ fn err(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> TimerStore
     move |e| TimerStoreError::backend(BACKEND, context, e)
 }
 
-fn connect(path: &Path) -> Result<Connection, TimerStoreError> {
-    let conn = Connection::open(path).map_err(err(format!("opening {}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(err("setting the busy timeout"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err("enabling WAL"))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(err("setting synchronous"))?;
-    Ok(conn)
-}
-
 impl SqliteTimerStore {
     /// Opens (creating if needed) the timer tables in the SQLite file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, TimerStoreError> {
-        let path = path.as_ref().to_path_buf();
-        let writer = connect(&path)?;
-        writer
-            .execute_batch(SCHEMA)
-            .map_err(err("creating the timer tables"))?;
-        let reader = connect(&path)?;
+        let inner = Connections::open(path.as_ref(), "FULL", SCHEMA, |context, e| {
+            TimerStoreError::backend(BACKEND, context, e)
+        })?;
         Ok(SqliteTimerStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-            }),
+            inner: Arc::new(inner),
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.path()
     }
 
     async fn with<T: Send + 'static>(
@@ -121,14 +98,7 @@ impl SqliteTimerStore {
         write: bool,
         f: impl FnOnce(&mut Connection) -> Result<T, TimerStoreError> + Send + 'static,
     ) -> Result<T, TimerStoreError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let lock = if write { &inner.writer } else { &inner.reader };
-            let mut conn = lock.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| TimerStoreError::backend(BACKEND, "joining a blocking task", e))?
+        self.inner.with(write, f).await
     }
 }
 
@@ -486,5 +456,11 @@ impl TimerStore for SqliteTimerStore {
 
     async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
         Ok(Some(Box::new(LocalLease)))
+    }
+}
+
+impl From<Joining> for TimerStoreError {
+    fn from(j: Joining) -> Self {
+        TimerStoreError::backend(BACKEND, "joining a blocking task", j.0)
     }
 }

@@ -9,11 +9,12 @@
 //! One process runs a SQLite view; the checkpoint compare-and-set still keeps
 //! a second one from applying a batch twice.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
+use super::conn::{Connections, Joining};
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::process::{Lease, LocalLease};
 use crate::view::backend::{
@@ -25,19 +26,13 @@ const BACKEND: &str = "sqlite";
 /// A [`ViewStore`] in a SQLite file (it may be the event store's file).
 #[derive(Clone)]
 pub struct SqliteViewStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    inner: Arc<Connections>,
 }
 
 impl std::fmt::Debug for SqliteViewStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteViewStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.path())
             .finish()
     }
 }
@@ -45,17 +40,6 @@ impl std::fmt::Debug for SqliteViewStore {
 fn err(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> ViewStoreError {
     let context = context.into();
     move |e| ViewStoreError::backend(BACKEND, context, e)
-}
-
-fn connect(path: &Path) -> Result<Connection, ViewStoreError> {
-    let conn = Connection::open(path).map_err(err(format!("opening {}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(err("setting the busy timeout"))?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err("enabling WAL"))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(err("setting synchronous"))?;
-    Ok(conn)
 }
 
 /// `fv_<view>_v<version>_b<build>`. Only valid view names (`[a-z][a-z0-9_]{0,39}`)
@@ -81,55 +65,32 @@ fn stored(id: &TableId, position: u64) -> Result<i64, ViewStoreError> {
     })
 }
 
+/// The registry of view tables and their checkpoints.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS factum_view_tables (
+    view TEXT NOT NULL, version INTEGER NOT NULL, build INTEGER NOT NULL,
+    state TEXT NOT NULL, position INTEGER NOT NULL,
+    PRIMARY KEY (view, version, build))";
+
 impl SqliteViewStore {
     /// Opens (creating if needed) the view tables in the SQLite file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ViewStoreError> {
-        let path = path.as_ref().to_path_buf();
-        let writer = connect(&path)?;
-        writer
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS factum_view_tables (
-                    view TEXT NOT NULL, version INTEGER NOT NULL, build INTEGER NOT NULL,
-                    state TEXT NOT NULL, position INTEGER NOT NULL,
-                    PRIMARY KEY (view, version, build))",
-            )
-            .map_err(err("creating factum_view_tables"))?;
-        let reader = connect(&path)?;
+        let inner = Connections::open(path.as_ref(), "NORMAL", SCHEMA, |context, e| {
+            ViewStoreError::backend(BACKEND, context, e)
+        })?;
         Ok(SqliteViewStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(writer),
-                reader: Mutex::new(reader),
-            }),
+            inner: Arc::new(inner),
         })
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-}
-
-impl Inner {
-    async fn with<T: Send + 'static>(
-        self: &Arc<Self>,
-        write: bool,
-        f: impl FnOnce(&mut Connection) -> Result<T, ViewStoreError> + Send + 'static,
-    ) -> Result<T, ViewStoreError> {
-        let inner = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let lock = if write { &inner.writer } else { &inner.reader };
-            let mut conn = lock.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| ViewStoreError::backend(BACKEND, "joining a blocking task", e))?
+        self.inner.path()
     }
 }
 
 struct SqliteTable {
     id: TableId,
-    inner: Arc<Inner>,
+    inner: Arc<Connections>,
     rows: Arc<str>,
     ix: Arc<str>,
 }
@@ -484,4 +445,10 @@ fn drop_retired_in(tx: &rusqlite::Transaction<'_>, view: &str) -> Result<(), Vie
         .map_err(err(format!("dropping table {other}")))?;
     }
     Ok(())
+}
+
+impl From<Joining> for ViewStoreError {
+    fn from(j: Joining) -> Self {
+        ViewStoreError::backend(BACKEND, "joining a blocking task", j.0)
+    }
 }
