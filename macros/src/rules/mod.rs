@@ -1,8 +1,10 @@
 //! The event-sourcing rules, checked on handler bodies and event types at compile time.
 //!
-//! The entity and view macros call [`check_body`] on every handler body and
-//! `#[derive(Event)]` calls [`check_event`]; every violation is reported, each
-//! spanned on the tokens that break the rule. One submodule per rule holds its
+//! The entity and view macros call [`check_impl`] with their handlers, which
+//! walks each handler's body and the other methods of the same impl block it
+//! reaches, and `#[derive(Event)]` calls [`check_event`]; every violation is
+//! reported, each spanned on the tokens that break the rule (or, in a helper,
+//! on the handler's call that reaches it). One submodule per rule holds its
 //! table and the one function that judges against it.
 //!
 //! What the check sees, what it cannot see, and the `clippy.toml` that covers
@@ -13,6 +15,7 @@ mod clock;
 mod failure_names;
 mod immutable_events;
 mod random;
+mod reach;
 mod side_effects;
 #[cfg(test)]
 mod tests;
@@ -46,20 +49,21 @@ impl Site {
     }
 }
 
-/// One thing a body does that a rule may forbid, by the names it was written with.
-#[derive(Debug)]
-pub(crate) enum Seen<'a> {
+/// One thing a body does that a rule may forbid, by the names it was written
+/// with, or that a `use` in the body gives them.
+#[derive(Clone, Debug)]
+pub(crate) enum Seen {
     /// A path in expression position: a callee, a value, a method receiver.
-    Path(&'a [String]),
+    Path(Vec<String>),
     /// `receiver.method(…)` where the receiver is a path.
-    Method { receiver: &'a [String], method: &'a str },
+    Method { receiver: Vec<String>, method: String },
     /// A macro invocation, by the macro's path.
-    Macro(&'a [String]),
+    Macro(Vec<String>),
     /// An `unsafe` block.
     Unsafe,
 }
 
-impl Seen<'_> {
+impl Seen {
     /// How the message names what was seen, without generics or a leading `::`.
     fn shown(&self) -> String {
         match self {
@@ -68,6 +72,49 @@ impl Seen<'_> {
             Seen::Macro(path) => format!("{}!", path.join("::")),
             Seen::Unsafe => "unsafe".to_owned(),
         }
+    }
+}
+
+/// Where a rule judges what it saw: the site, how the handler reaches the
+/// code, and what that code wrote when a `use` renamed it.
+pub(crate) struct At<'a> {
+    site: Site,
+    /// The calls from the handler to the code, as written:
+    /// `["deposit", "self.stamp()"]`; empty in the handler's own body.
+    chain: &'a [String],
+    /// The code as written, when a `use` in its body gives it another path
+    /// (`T::now` for `std::time::SystemTime::now`), with `()` when called.
+    written: Option<&'a str>,
+    /// `()` after the path in the chain: it was called, not named.
+    called: bool,
+}
+
+impl At<'_> {
+    /// How a message names what was seen: "`SystemTime::now`", or with the
+    /// name it was written under, "`T::now` (`std::time::SystemTime::now`)".
+    fn shown(&self, seen: &Seen) -> String {
+        match self.written {
+            Some(written) => format!("`{written}` (`{}`)", seen.shown()),
+            None => format!("`{}`", seen.shown()),
+        }
+    }
+
+    /// Where it was seen: "a #[handle] body", or through helpers,
+    /// "a helper of a #[handle] body (`deposit → self.stamp() → SystemTime::now()`)".
+    fn body(&self, seen: &Seen) -> String {
+        if self.chain.is_empty() {
+            return self.site.body().to_owned();
+        }
+        let last = match self.written {
+            Some(written) => written.to_owned(),
+            None => seen.shown(),
+        };
+        let call = if self.called { "()" } else { "" };
+        format!(
+            "a helper of {} (`{} → {last}{call}`)",
+            self.site.body(),
+            self.chain.join(" → ")
+        )
     }
 }
 
@@ -91,9 +138,18 @@ impl Pattern {
     }
 }
 
-/// Reports every rule violation in `body` to `cx`, spanned on the offending tokens.
+/// Reports every rule violation in the `roots` of an impl block (each a
+/// handler with the site it runs in) and in the other methods of `item` each
+/// one reaches, spanned on the offending tokens or, for a helper, on the
+/// handler's call that reaches it.
+pub(crate) fn check_impl(item: &syn::ItemImpl, roots: &[(&syn::ImplItemFn, Site)], cx: &Ctxt) {
+    reach::check(item, roots, cx);
+}
+
+/// Reports every rule violation in one body that belongs to no impl block.
+#[cfg(test)]
 pub(crate) fn check_body(body: &syn::Block, site: Site, cx: &Ctxt) {
-    walk::walk_block(body, site, cx);
+    reach::check_alone(body, site, cx);
 }
 
 /// Reports rule violations in an event type's declaration: a failure name
