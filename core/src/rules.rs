@@ -33,23 +33,49 @@
 //!   parsed as comma-separated expressions where they parse (`format!`,
 //!   `assert!`, `write!`) and otherwise scanned as tokens for forbidden path
 //!   sequences (`vec![SystemTime::now(); 3]`);
-//! - `unsafe` blocks (which is how a `static mut` is reached).
+//! - `unsafe` blocks (which is how a `static mut` is reached);
+//! - `use` items inside the body, for the block they are written in:
+//!   after `use std::time::SystemTime as Clock;`, `Clock::now()` reads as
+//!   `std::time::SystemTime::now()`; after `use std::fs;`, `fs::write(…)` as
+//!   `std::fs::write(…)`; after `use rand::random;`, a bare `random()` as
+//!   `rand::random()`. An item the body declares (`mod fs`, `fn random`), or a
+//!   `let` of the same name for a one-segment path, hides an outer `use`;
+//! - the other methods of the same impl block that a handler reaches:
+//!   `self.stamp()`, `Self::roll()`, `<Self>::roll()`, `Account::roll()` inside
+//!   `impl Account`, and what those call in turn. Each runs as part of the
+//!   handler, so it is held to the handler's rules (a helper that reads a file
+//!   is fine from a `#[handle]`, not from an `#[apply]`), and a violation is
+//!   reported on the handler's call with the chain that reaches it:
 //!
-//! String literals and comments never match.
+//! ```text
+//! error: `SystemTime::now` reads the wall clock in a helper of a #[handle] body
+//!        (`deposit → self.stamp() → SystemTime::now()`); ... Use `ctx.now()` instead.
+//! ```
+//!
+//! A method that no handler reaches is not checked: nothing says where it runs.
+//! A helper that takes `ctx` and reads `ctx.now()` is the way to share code
+//! that needs the time.
+//!
+//! String literals and comments never match, and neither do the user's own
+//! items named like forbidden ones (a `mod fs` of the crate, a `fn random`):
+//! without a `use` in the body that says otherwise, `fs::write` and `random()`
+//! are taken as the user's.
 //!
 //! # What it cannot see
 //!
-//! The check has no name resolution and no types, so it misses:
-//! - `use … as` aliases and glob or bare imports: after
-//!   `use std::time::SystemTime as Clock;`, `Clock::now()` passes; after
-//!   `use std::fs;`, `fs::read(…)` passes (only `std::fs::…` is recognised,
-//!   so that a user's own module named `fs` is never flagged); after
-//!   `use rand::random;`, a bare `random()` passes (a local named `random` is
-//!   legitimate);
-//! - calls hidden in helper functions, in nested items of the body (a nested
-//!   `fn` is its own scope and is not walked), or in other crates;
+//! The macro sees only its own input, the impl block, and has no types, so it
+//! misses:
+//! - `use` items at module level, and globs (`use std::fs::*;` then `read(…)`):
+//!   after a module-level `use std::time::SystemTime as Clock;`, `Clock::now()`
+//!   in a handler passes; so does `fs::read(…)` after a module-level `use std::fs;`
+//!   (only `std::fs::…` is recognised, so that a user's own module named `fs`
+//!   is never flagged);
+//! - free functions (`fn seconds()` beside the impl, in another module or
+//!   file), methods in another impl block of the same type, nested `fn` items
+//!   in a body (their own scope, not walked), and other crates' code;
 //! - trait and inherent methods reached through a value (`clock.now()`,
-//!   `rng.next_u64()` on an RNG obtained elsewhere), since which type a method
+//!   `rng.next_u64()` on an RNG obtained elsewhere, `self.field.helper()`),
+//!   calls through trait objects and generic bounds, since which type a method
 //!   belongs to is only known after type checking;
 //! - macros from other crates that expand to forbidden calls (the check sees
 //!   the macro's arguments, never its expansion).
