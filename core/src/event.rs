@@ -82,8 +82,9 @@ pub enum DecodeError {
 /// An event type in the catalogue of every event linked into the program.
 ///
 /// Besides its name and version it carries its wire shape as written at the
-/// derive, which the event lock ([`testkit::check_event_lock`](crate::testkit::check_event_lock))
-/// compares across releases: an event once stored must keep its shape.
+/// derive, which the event lock (`factum::testkit::check_event_lock`, which
+/// depends on this module, not the other way) compares across releases: an
+/// event once stored must keep its shape.
 #[derive(Debug)]
 pub struct EventRegistration {
     /// The stable type name.
