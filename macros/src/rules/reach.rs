@@ -19,7 +19,7 @@ use proc_macro2::TokenStream;
 use syn::{ImplItem, ImplItemFn, ItemImpl};
 
 use super::walk::{Body, Found, Sight, walk_block};
-use super::{At, Seen, Site, clock, random, side_effects};
+use super::{At, Site};
 use crate::ast::type_ident;
 use crate::ctxt::Ctxt;
 
@@ -107,11 +107,7 @@ fn judge(found: &Found, site: Site, chain: &[String], tokens: &TokenStream, cx: 
         written: found.written.as_deref(),
         called: found.called,
     };
-    let judges: [fn(&Seen, &At<'_>) -> Option<String>; 3] =
-        [clock::judge, random::judge, side_effects::judge];
-    for judge in judges {
-        if let Some(message) = judge(&found.seen, &at) {
-            cx.error_spanned_by(tokens, message);
-        }
+    for message in factum_rules::judge(&found.seen, &at) {
+        cx.error_spanned_by(tokens, message);
     }
 }

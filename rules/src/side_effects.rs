@@ -39,7 +39,7 @@ const PRINT_MACROS: &[&str] = &["println", "print", "eprintln", "eprint", "dbg"]
 /// instead: inputs read before `send` travel in the command, and effects of
 /// the outcome run once, after `send` returns. (The message names no consumer
 /// or workflow step: neither exists yet.)
-pub(super) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
     let site = at.site;
     let folding = site != Site::Handle;
     let does = match seen {

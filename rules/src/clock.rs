@@ -37,7 +37,7 @@ const EPOCH_METHODS: &[(&str, &str)] = &[("UNIX_EPOCH", "elapsed")];
 /// were decided, and state rebuilt from them must come out the same every
 /// time. A handler reads the time from `ctx.now()`, which the runtime fixes
 /// once per command (and tests pin); an apply or view takes it from the event.
-pub(super) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
     let site = at.site;
     let (does, alternative) = match seen {
         Seen::Path(path) if READS.iter().any(|p| p.matches(path)) => {

@@ -32,7 +32,7 @@ const SOURCES: &[Pattern] = &[
 /// handler draws from `ctx.random_u64()` / `ctx.uuid()`, seeded from the
 /// command id, and records what it drew in the event; an apply or view reads
 /// it back from the event.
-pub(super) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
     let site = at.site;
     let Seen::Path(path) = seen else { return None };
     if !SOURCES.iter().any(|p| p.matches(path)) {
