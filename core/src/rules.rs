@@ -1,8 +1,8 @@
 //! The event-sourcing rules, and how factum enforces them.
 //!
 //! This module holds no code: it is the reference for what `#[entity]`,
-//! `#[derive(Event)]` and `#[view]` reject at compile time, and what they
-//! cannot see. Every violation is a compile error spanned on the offending
+//! `#[derive(Event)]` and `#[view]` reject at compile time, what they cannot
+//! see, and the event lock that keeps rule 1 across releases. Every violation is a compile error spanned on the offending
 //! tokens, naming the rule and the allowed alternative:
 //!
 //! ```text
@@ -11,7 +11,7 @@
 //!
 //! | rule | where it is checked |
 //! |---|---|
-//! | never modify an event | `#[derive(Event)]`: no interior mutability in fields; handlers get `&E` |
+//! | never modify an event | `#[derive(Event)]`: no interior mutability in fields; handlers get `&E`; across releases, the event lock ([`check_event_lock`](crate::testkit::check_event_lock)) |
 //! | never read the wall clock for state | `#[handle]`, `#[apply]`, view `#[on]` bodies; use `ctx.now()` |
 //! | never use random numbers to produce state | same bodies; use `ctx.random_u64()`, `ctx.uuid()` |
 //! | do not model "failed to create" as events | `#[derive(Event)]` names; return `Err` from `#[handle]` |
@@ -82,6 +82,26 @@
 //!
 //! The test kit backs the check at test time: it replays the recorded events
 //! onto a fresh state twice and fails when the states differ.
+//!
+//! # Never modify an event, across releases
+//!
+//! `#[derive(Event)]` sees a field's type as written. A `Cell`, `RefCell` or
+//! `OnceCell` behind a `type` alias or a wrapper still fails to compile, since
+//! `Event` requires `Sync`, and a `Mutex`, `RwLock` or atomic lacks the
+//! `Clone` and `PartialEq` it requires. What compiles (a `OnceLock` behind an
+//! alias, with `#[serde(skip)]`) is caught by the event lock, which reads what
+//! each field's type resolves to.
+//!
+//! The lock ([`testkit::check_event_lock`](crate::testkit::check_event_lock))
+//! also keeps every released event's shape: a committed file records, by name
+//! and version, the fields in order, their types as written and the serde
+//! attributes that change the encoding (`rename`, `rename_all`, `tag`,
+//! `flatten`, `skip…`, `default`, `with`, …). A released version whose shape
+//! changed fails, naming the event and the field, and asks for a version bump
+//! with `upcast_from`; so does a new version whose `upcast_from` chain does not
+//! reach the released ones, and a released event type that is gone. It sees
+//! the type's name, not inside it: a change to a struct used as a field's type
+//! is out of its sight.
 //!
 //! # Crate-wide, through clippy
 //!

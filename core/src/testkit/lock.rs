@@ -34,6 +34,10 @@ pub const UPDATE_LOCK_VAR: &str = "FACTUM_UPDATE_LOCK";
 /// and versions the lock does not hold yet pass, with a note on stderr. With
 /// `FACTUM_UPDATE_LOCK=1` it writes the lock instead (see [`update_event_lock`]).
 ///
+/// It also fails on a field whose type resolves to one with interior
+/// mutability (`type Cache = OnceLock<u64>`), which `#[derive(Event)]` cannot
+/// see through the alias.
+///
 /// ```no_run
 /// #[test]
 /// fn events_keep_their_shape() {
@@ -57,7 +61,8 @@ pub fn check_event_lock(path: impl AsRef<Path>) -> Result<(), EventLockError> {
         source,
     })?;
     let current = Current::of(catalogue());
-    let problems = compare(&lock.events, &current);
+    let mut problems = interior_mutability(catalogue());
+    problems.extend(compare(&lock.events, &current));
     if !problems.is_empty() {
         return Err(EventLockError::Mismatch {
             path: path.to_owned(),
@@ -84,9 +89,17 @@ pub fn check_event_lock(path: impl AsRef<Path>) -> Result<(), EventLockError> {
 /// Writes the lock at `path` from the event catalogue of this program,
 /// replacing what it held. Do this when events are added, and review the diff:
 /// a changed line under a version already released is a broken stored event.
-/// Problems the new lock overrides are printed on stderr.
+/// Problems the new lock overrides are printed on stderr; interior mutability
+/// is not a shape to accept, so it fails and writes nothing.
 pub fn update_event_lock(path: impl AsRef<Path>) -> Result<(), EventLockError> {
     let path = path.as_ref();
+    let problems = interior_mutability(catalogue());
+    if !problems.is_empty() {
+        return Err(EventLockError::Mismatch {
+            path: path.to_owned(),
+            problems,
+        });
+    }
     let current = Current::of(catalogue());
     if let Ok(text) = std::fs::read_to_string(path)
         && let Ok(old) = serde_json::from_str::<LockFile>(&text)
@@ -196,6 +209,23 @@ pub enum LockProblem {
         /// The Rust type the lock names.
         rust_type: String,
     },
+    /// A field's type resolves to one that can change behind `&`.
+    InteriorMutability {
+        /// The stable name.
+        name: String,
+        /// The version.
+        version: u32,
+        /// The Rust type declaring it.
+        rust_type: String,
+        /// The field.
+        field: String,
+        /// Its type as written (an alias).
+        written: String,
+        /// What it resolves to, from `std::any::type_name`.
+        resolved: String,
+        /// The interior-mutable types in it: `OnceLock`.
+        found: Vec<String>,
+    },
     /// Two types in the program declare one (name, version) with different shapes.
     Duplicate {
         /// The stable name.
@@ -252,6 +282,25 @@ impl fmt::Display for LockProblem {
                      event of it, drop it from the lock with {UPDATE_LOCK_VAR}=1"
                 )
             }
+            LockProblem::InteriorMutability {
+                name,
+                version,
+                rust_type,
+                field,
+                written,
+                resolved,
+                found,
+            } => write!(
+                f,
+                "`{name}` v{version} (`{rust_type}`): field `{field}` is `{written}`, which is `{resolved}`: \
+                 {} can change after the event is recorded; events are immutable facts. Store the plain \
+                 value instead",
+                found
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
             LockProblem::Duplicate {
                 name,
                 version,
@@ -406,6 +455,36 @@ impl Current {
         }
         Current { shapes, duplicates }
     }
+}
+
+/// Every field of the catalogue whose type, resolved through aliases, holds a
+/// type with interior mutability; by name, version and field. The derive
+/// already rejects such a type written out, so what is found here hides
+/// behind an alias.
+fn interior_mutability(registrations: impl Iterator<Item = &'static EventRegistration>) -> Vec<LockProblem> {
+    let mut found = BTreeMap::new();
+    for registration in registrations {
+        for field in registration.fields {
+            let resolved = (field.resolved)();
+            let types = factum_rules::immutable_events::found_in(resolved);
+            if types.is_empty() {
+                continue;
+            }
+            let key = (registration.name, registration.version, field.name);
+            found
+                .entry(key)
+                .or_insert_with(|| LockProblem::InteriorMutability {
+                    name: registration.name.to_owned(),
+                    version: registration.version,
+                    rust_type: registration.rust_type.to_owned(),
+                    field: field.name.to_owned(),
+                    written: field.ty.to_owned(),
+                    resolved: resolved.to_owned(),
+                    found: types.into_iter().map(str::to_owned).collect(),
+                });
+        }
+    }
+    found.into_values().collect()
 }
 
 /// Every problem of the catalogue against the lock, in name and version order.
