@@ -30,7 +30,7 @@ pub enum Site {
 }
 
 impl Site {
-    /// The body's name in a message: "in a #[handle] body".
+    /// The body's name in a message: "in `a #[handle] body`".
     pub fn body(self) -> &'static str {
         match self {
             Site::Handle => "a #[handle] body",
@@ -97,8 +97,8 @@ impl At<'_> {
         }
     }
 
-    /// Where it was seen: "a #[handle] body", or through helpers,
-    /// "a helper of a #[handle] body (`deposit → self.stamp() → SystemTime::now()`)".
+    /// Where it was seen: `a #[handle] body`, or through helpers,
+    /// `` a helper of a #[handle] body (`deposit → self.stamp() → SystemTime::now()`) ``.
     fn body(&self, seen: &Seen) -> String {
         if self.chain.is_empty() {
             return self.site.body().to_owned();
