@@ -1,8 +1,10 @@
 //! The event-sourcing rules, and how factum enforces them.
 //!
-//! This module holds no code: it is the reference for what `#[entity]`,
-//! `#[derive(Event)]` and `#[view]` reject at compile time, what they cannot
-//! see, and the event lock that keeps rule 1 across releases. Every violation is a compile error spanned on the offending
+//! This module is the reference for what `#[entity]`, `#[derive(Event)]` and
+//! `#[view]` reject at compile time and what they cannot see, for the
+//! crate-wide check that sees further (`check_crate`, feature
+//! `check-crate`), and for the event lock that keeps rule 1 across releases.
+//! The tables behind every check are one copy, in the `factum-rules` crate. Every violation is a compile error spanned on the offending
 //! tokens, naming the rule and the allowed alternative:
 //!
 //! ```text
@@ -103,9 +105,44 @@
 //! the type's name, not inside it: a change to a struct used as a field's type
 //! is out of its sight.
 //!
+//! # Crate-wide: `check_crate`
+//!
+//! With the feature `check-crate`, `factum::rules::check_crate(dir)` (`dir`
+//! is a crate's `CARGO_MANIFEST_DIR`) reads the crate's source (`src/lib.rs`,
+//! `src/main.rs`, `src/bin`, `tests`, `examples`, with every module they
+//! declare, inline or in files, `#[path]` included), resolves its names, and
+//! follows every `#[handle]`, `#[apply]` and view `#[on]` through the crate's
+//! own free functions and methods, judging what it reaches with the same
+//! tables as the compile-time check. It resolves module-level `use` items
+//! (renames, groups, `self`), `crate::`, `self::` and `super::` paths, type
+//! aliases to paths, and globs: a glob of one of the crate's modules by what
+//! that module declares, a glob of an external module only when it is the
+//! only one in scope (and never for prelude names such as `Some`). A call
+//! that resolves to the crate's own item (a `mod fs`, a `fn random`, a
+//! `mod rand`) is followed into, never flagged. One test runs it:
+//!
+//! ```ignore
+//! #[test]
+//! fn rules() {
+//!     factum::rules::check_crate(env!("CARGO_MANIFEST_DIR")).unwrap()
+//! }
+//! ```
+//!
+//! Its report lists each violation as `file:line:column: message`, the
+//! message being the compile-time check's, with the chain of calls from the
+//! handler (`Account::opened → crate::audit::log() → println!`).
+//!
+//! It still cannot see calls through trait objects and generic bounds, or
+//! methods on a value whose type only type checking knows (`clock.now()`);
+//! other crates' code; what macros expand to; which `cfg` is on (every module
+//! is read); and a closure, `match` or `for` binding that shadows a name a
+//! glob of an external module would supply. The test kit's replay check stays
+//! the last line.
+//!
 //! # Crate-wide, through clippy
 //!
-//! Clippy resolves names, so it sees through aliases and helper functions.
+//! Clippy resolves names and types, so it also sees methods on values and
+//! other crates' functions, for the whole crate (consumers included).
 //! Users who keep their entities, views and workflows in a crate of their own
 //! can forbid the same items there with a `clippy.toml`:
 //!
@@ -147,3 +184,6 @@
 //!
 //! Clippy applies it to the whole crate, consumers included, where side
 //! effects are the point: allow `clippy::disallowed_methods` on those items.
+
+#[cfg(feature = "check-crate")]
+pub use factum_rules::source::{RuleViolation, RuleViolations, check_crate};

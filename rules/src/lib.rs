@@ -3,11 +3,13 @@
 //!
 //! One module per rule holds its table and the one function that judges
 //! against it. The tables are written once, here, and read by every walker:
-//! the compile-time check in `factum-macros`, which walks handler bodies, and
-//! the runtime checks in `factum` (the event lock's look through type
-//! aliases). Nothing here parses Rust: a walker says what it saw ([`Seen`])
-//! and where ([`At`]), and [`judge`] answers. Use it through `factum`; what the
-//! checks see and miss is documented for users in `factum::rules`.
+//! the compile-time check in `factum-macros`, which walks handler bodies and
+//! the helpers of their impl block; the crate-wide check ([`source`], feature
+//! `source`), which walks a crate's source with its names resolved; and the
+//! event lock in `factum`, which judges what a field's type resolves to. A
+//! walker says what it saw ([`Seen`]) and where ([`At`]), and [`judge`]
+//! answers. Use it through `factum`; what the checks see and miss is
+//! documented for users in `factum::rules`.
 #![forbid(unsafe_code)]
 
 mod clock;
@@ -15,6 +17,8 @@ pub mod failure_names;
 pub mod immutable_events;
 mod random;
 mod side_effects;
+#[cfg(feature = "source")]
+pub mod source;
 
 /// Where a body runs, which decides what it may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
