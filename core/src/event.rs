@@ -80,6 +80,11 @@ pub enum DecodeError {
 }
 
 /// An event type in the catalogue of every event linked into the program.
+///
+/// Besides its name and version it carries its wire shape as written at the
+/// derive, which the event lock (`factum::testkit::check_event_lock`, which
+/// depends on this module, not the other way) compares across releases: an
+/// event once stored must keep its shape.
 #[derive(Debug)]
 pub struct EventRegistration {
     /// The stable type name.
@@ -90,6 +95,40 @@ pub struct EventRegistration {
     pub rust_type: &'static str,
     /// The module that declared it.
     pub module_path: &'static str,
+    /// The version of the type `#[event(upcast_from = …)]` names: stored
+    /// payloads of that version load as this one.
+    pub upcast_from: Option<u32>,
+    /// The container's serde attributes that change the encoding
+    /// (`rename_all = "camelCase"`, `tag = "…"`, `default`, …), as written.
+    pub serde: &'static [&'static str],
+    /// The fields, in declaration order (the order matters to compact codecs).
+    pub fields: &'static [FieldShape],
+}
+
+/// One field of an event's wire shape, as `#[derive(Event)]` read it.
+pub struct FieldShape {
+    /// The field's Rust name, or its index in a tuple struct.
+    pub name: &'static str,
+    /// Its type as written (`Option<Timestamp>`), with one spacing.
+    pub ty: &'static str,
+    /// Its serde attributes that change the encoding (`rename = "at"`,
+    /// `default`, `flatten`, `skip`, `with = "…"`, …), as written.
+    pub serde: &'static [&'static str],
+    /// What the type resolves to (through aliases), from [`std::any::type_name`].
+    /// Not stable across compiler releases, so not part of the lock: the lock
+    /// check reads it for interior mutability hidden behind a `type` alias.
+    pub resolved: fn() -> &'static str,
+}
+
+impl Debug for FieldShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldShape")
+            .field("name", &self.name)
+            .field("ty", &self.ty)
+            .field("serde", &self.serde)
+            .field("resolved", &(self.resolved)())
+            .finish()
+    }
 }
 
 inventory::collect!(EventRegistration);

@@ -60,6 +60,12 @@ pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp, Views};
 /// time. With `upcast_from`, the compiler checks that both versions share the
 /// name and that the older one has the lower version.
 ///
+/// The catalogue entry also records the event's wire shape as written: its
+/// fields in order with their types, and the serde attributes that change the
+/// encoding (`rename`, `rename_all`, `tag`, `flatten`, `skip…`, `default`,
+/// `with`, …). [`testkit::check_event_lock`] compares it with a committed lock
+/// file, so a released event cannot change shape without a version bump.
+///
 /// ```
 /// use factum::prelude::*;
 /// use serde::{Deserialize, Serialize};
@@ -289,7 +295,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::entity::EntityRegistration;
-    pub use crate::event::{EventRegistration, const_str_eq, decode_current, unknown_version};
+    pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
     pub use inventory;
     pub use serde;

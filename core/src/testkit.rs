@@ -28,6 +28,11 @@
 //! function): the command is handled twice with the same context and must decide
 //! the same, and all events are replayed onto a fresh state twice and must give
 //! equal states after every event. So the test kit needs `PartialEq` on the state.
+//!
+//! [`check_event_lock`] keeps rule 1 across releases: it compares every
+//! event's shape with a committed lock file (see the [`lock`] module).
+
+pub mod lock;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -41,6 +46,8 @@ use crate::store::{EventMetadata, RecordedEvent};
 use crate::time::{ManualClock, Timestamp};
 use crate::timer::{Firing, TimerError, Timers};
 use crate::view::View;
+
+pub use lock::{EventLockError, LockProblem, check_event_lock, update_event_lock};
 
 /// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
 /// 2026-01-01T00:00:00Z.

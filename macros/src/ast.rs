@@ -3,6 +3,7 @@
 //! methods. It keeps references to the user's syn nodes so every error and
 //! every generated call can be spanned on the user's tokens.
 
+pub(crate) mod shape;
 mod view;
 
 use proc_macro2::TokenStream;

@@ -11,5 +11,7 @@ fn ui_rules() {
     t.compile_fail("ui/rules/failure_names/*.rs");
     t.compile_fail("ui/rules/immutable_events/*.rs");
     t.compile_fail("ui/rules/mixed/*.rs");
+    t.compile_fail("ui/rules/helpers/*.rs");
+    t.compile_fail("ui/rules/use_in_body/*.rs");
     t.pass("ui/rules/pass/*.rs");
 }

@@ -46,12 +46,10 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     // emitted beside them: the user sees the rule error, not a cascade of
     // "`Account: Entity` is not satisfied" from every use of the entity.
     let rules_cx = Ctxt::new();
-    for h in &en.handlers {
-        rules::check_body(&h.method.block, Site::Handle, &rules_cx);
-    }
-    for a in &en.appliers {
-        rules::check_body(&a.method.block, Site::Apply, &rules_cx);
-    }
+    let roots: Vec<_> = (en.handlers.iter().map(|h| (h.method, Site::Handle)))
+        .chain(en.appliers.iter().map(|a| (a.method, Site::Apply)))
+        .collect();
+    rules::check_impl(&item, &roots, &rules_cx);
     let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
     match cx.check() {
         Ok(()) => {

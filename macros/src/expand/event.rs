@@ -6,6 +6,7 @@ use syn::DeriveInput;
 use syn::spanned::Spanned;
 
 use crate::ast::Event;
+use crate::ast::shape;
 use crate::check;
 use crate::ctxt::Ctxt;
 use crate::rules;
@@ -42,7 +43,6 @@ fn expand(ev: &Event) -> TokenStream {
     let ty = &ev.input.ident;
     let name = ev.name();
     let version = ev.version();
-    let rust_type = ty.to_string();
 
     let older = match &ev.attrs.upcast_from {
         Some(old) => quote_spanned! {old.span()=>
@@ -72,6 +72,8 @@ fn expand(ev: &Event) -> TokenStream {
         }
     });
 
+    let registration = registration(ev);
+
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -96,15 +98,48 @@ fn expand(ev: &Event) -> TokenStream {
 
             #upcast_asserts
 
-            ::factum::__private::inventory::submit! {
-                ::factum::__private::EventRegistration {
-                    name: #name,
-                    version: #version,
-                    rust_type: #rust_type,
-                    module_path: ::core::module_path!(),
-                }
-            }
+            #registration
         };
+    }
+}
+
+/// The catalogue entry: the name, version and wire shape the event lock
+/// compares across releases, and the version `upcast_from` names.
+fn registration(ev: &Event) -> TokenStream {
+    let ty = &ev.input.ident;
+    let name = ev.name();
+    let version = ev.version();
+    let rust_type = ty.to_string();
+    let upcast_from = match &ev.attrs.upcast_from {
+        Some(old) => quote_spanned! {old.span()=>
+            ::core::option::Option::Some(<#old as ::factum::Event>::VERSION)
+        },
+        None => quote!(::core::option::Option::None),
+    };
+    let serde = shape::container_serde(ev.input);
+    let fields = shape::fields(ev.input).into_iter().map(|field| {
+        let (name, text, field_ty, serde) = (field.name, field.text, field.ty, field.serde);
+        quote! {
+            ::factum::__private::FieldShape {
+                name: #name,
+                ty: #text,
+                serde: &[#(#serde),*],
+                resolved: ::core::any::type_name::<#field_ty>,
+            }
+        }
+    });
+    quote! {
+        ::factum::__private::inventory::submit! {
+            ::factum::__private::EventRegistration {
+                name: #name,
+                version: #version,
+                rust_type: #rust_type,
+                module_path: ::core::module_path!(),
+                upcast_from: #upcast_from,
+                serde: &[#(#serde),*],
+                fields: &[#(#fields),*],
+            }
+        }
     }
 }
 

@@ -53,9 +53,8 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     // expansion is still emitted beside them, and one mistake in a body is one
     // error, not a cascade from every use of the view.
     let rules_cx = Ctxt::new();
-    for on in &view.handlers {
-        rules::check_body(&on.method.block, Site::ViewOn, &rules_cx);
-    }
+    let roots: Vec<_> = view.handlers.iter().map(|on| (on.method, Site::ViewOn)).collect();
+    rules::check_impl(&item, &roots, &rules_cx);
     let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
     match cx.check() {
         Ok(()) => {

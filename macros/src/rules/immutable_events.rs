@@ -1,38 +1,14 @@
-//! Rule: never modify an event.
+//! Rule: never modify an event, where `#[derive(Event)]` sees it.
 //!
 //! Flags `#[derive(Event)]` types with interior mutability anywhere in a
-//! field's type, generics included (`Vec<Cell<u8>>`, `Arc<Mutex<_>>`).
+//! field's type as written, generics included (`Vec<Cell<u8>>`,
+//! `Arc<Mutex<_>>`); the table and the reason are `factum_rules::immutable_events`.
 
 use syn::visit::{self, Visit};
 
+use factum_rules::immutable_events::judge;
+
 use crate::ctxt::Ctxt;
-
-/// Types whose value can change behind a shared reference, by name.
-const INTERIOR_MUTABILITY: &[&str] = &[
-    "Cell",
-    "RefCell",
-    "UnsafeCell",
-    "OnceCell",
-    "OnceLock",
-    "LazyCell",
-    "LazyLock",
-    "Mutex",
-    "RwLock",
-    "Atomic",
-];
-
-/// Never modify an event: events are immutable facts, and handlers receive
-/// them as `&E` so no code can change one once it is recorded. A field that
-/// can change behind `&` (a cell, lock or atomic) would let a fold alter the
-/// fact, and replay would then see something other than what was recorded.
-/// Judges one type name: the table above, and every `Atomic*` type.
-fn judge(type_name: &str) -> bool {
-    INTERIOR_MUTABILITY.contains(&type_name)
-        || type_name
-            .strip_prefix("Atomic")
-            .and_then(|rest| rest.chars().next())
-            .is_some_and(char::is_uppercase)
-}
 
 /// Reports every interior-mutable type in every field of the event type.
 pub(super) fn check(data: &syn::Data, cx: &Ctxt) {

@@ -1,7 +1,7 @@
 //! Each forbidden item in each syntactic form, each site's message, and the
 //! legitimate code that must pass.
 
-use super::{Site, check_body, check_event};
+use super::{Site, check_body, check_event, check_impl};
 use crate::ctxt::Ctxt;
 
 /// The messages `check_body` reports for `body`, in order.
@@ -17,6 +17,39 @@ fn errors(body: &syn::Block, site: Site) -> Vec<String> {
 fn errors_in(body: &str, site: Site) -> Vec<String> {
     let block: syn::Block = syn::parse_str(&format!("{{ {body} }}")).expect("test body parses");
     errors(&block, site)
+}
+
+/// The messages `check_impl` reports for `item`, with the methods named in
+/// `roots` as handlers of their sites.
+fn impl_errors(item: &syn::ItemImpl, roots: &[(&str, Site)]) -> Vec<String> {
+    let roots: Vec<(&syn::ImplItemFn, Site)> = roots
+        .iter()
+        .map(|(name, site)| {
+            let method = item
+                .items
+                .iter()
+                .find_map(|i| match i {
+                    syn::ImplItem::Fn(f) if f.sig.ident == name => Some(f),
+                    _ => None,
+                })
+                .expect("root is a method of the block");
+            (method, *site)
+        })
+        .collect();
+    let cx = Ctxt::new();
+    check_impl(item, &roots, &cx);
+    match cx.check() {
+        Ok(()) => Vec::new(),
+        Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+/// The head of each message: what was seen, where, through which chain.
+fn heads(messages: &[String]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(|m| m.split(';').next().unwrap_or_default())
+        .collect()
 }
 
 fn event_errors(input: syn::DeriveInput, fact: Option<&str>) -> Vec<String> {
@@ -453,6 +486,271 @@ fn method_names_in_macro_tokens_are_not_paths() {
         "let _ = vec![ctx.now(); 2];",
         "let _ = vec![self.thread_rng; 2];",
         "let _ = vec![x.getrandom(); 2];",
+    ] {
+        assert_eq!(errors_in(body, Site::Apply), Vec::<String>::new(), "{body}");
+    }
+}
+
+// ---- helpers of the same impl block ----------------------------------------
+
+#[test]
+fn a_helper_a_handler_calls_is_judged_at_the_call_with_the_chain() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited {
+                Deposited { at: self.stamp() }
+            }
+            fn stamp(&self) -> u64 {
+                SystemTime::now().elapsed()
+            }
+        }
+    };
+    assert_eq!(
+        impl_errors(&item, &[("deposit", Site::Handle)]),
+        [
+            "`SystemTime::now` reads the wall clock in a helper of a #[handle] body \
+             (`deposit → self.stamp() → SystemTime::now()`); event-sourced state must not depend on \
+             when it is replayed (rule: never read the wall clock). Use `ctx.now()` instead."
+        ]
+    );
+}
+
+#[test]
+fn every_way_of_calling_an_own_method_is_followed() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited {
+                let a = self.stamp();
+                let b = Self::roll();
+                let c = <Self>::env_home();
+                let d = Account::spawn_it(self);
+                let f = Self::roll;
+                Deposited {}
+            }
+            fn stamp(&self) -> u64 { Instant::now() }
+            fn roll() -> u64 { rand::random() }
+            fn env_home() -> String { std::env::var("HOME") }
+            fn spawn_it(&self) { std::thread::spawn(|| {}); }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(&item, &[("deposit", Site::Handle)])),
+        [
+            "`Instant::now` reads the wall clock in a helper of a #[handle] body (`deposit → self.stamp() → Instant::now()`)",
+            "`rand::random` draws random numbers in a helper of a #[handle] body (`deposit → Self::roll() → rand::random()`)",
+            "`std::env::var` reads the process environment in a helper of a #[handle] body (`deposit → <Self>::env_home() → std::env::var()`)",
+            "`std::thread::spawn` spawns a thread in a helper of a #[handle] body (`deposit → Account::spawn_it() → std::thread::spawn()`)",
+        ]
+    );
+}
+
+#[test]
+fn chains_of_helpers_are_followed_once_through_cycles_and_diamonds() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn opened(&mut self, e: &Opened) {
+                self.a();
+                self.b();
+            }
+            fn a(&self) { self.c(); self.a(); }
+            fn b(&self) { self.c(); }
+            fn c(&self) { self.d(); }
+            fn d(&self) { println!("{}", 1); self.a(); }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(&item, &[("opened", Site::Apply)])),
+        [
+            "`println!` prints in a helper of an #[apply] body (`opened → self.a() → self.c() → self.d() → println!`)"
+        ]
+    );
+}
+
+#[test]
+fn a_violation_in_a_helper_is_reported_for_each_handler_that_reaches_it() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited { self.stamp() }
+            fn deposited(&mut self, e: &Deposited) { let _ = self.stamp(); }
+            fn stamp(&self) -> u64 { Utc::now() }
+        }
+    };
+    let found = impl_errors(&item, &[("deposit", Site::Handle), ("deposited", Site::Apply)]);
+    assert_eq!(
+        heads(&found),
+        [
+            "`Utc::now` reads the wall clock in a helper of a #[handle] body (`deposit → self.stamp() → Utc::now()`)",
+            "`Utc::now` reads the wall clock in a helper of an #[apply] body (`deposited → self.stamp() → Utc::now()`)",
+        ]
+    );
+    assert!(found[1].ends_with("The time must come from the event: record `ctx.now()` in it in #[handle]."));
+}
+
+#[test]
+fn a_helper_is_judged_by_the_site_of_the_handler_that_reaches_it() {
+    // Files are allowed in a #[handle] (it decides, it does not fold), not in an #[apply].
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited { self.load() }
+            fn deposited(&mut self, e: &Deposited) { self.load(); }
+            fn load(&self) -> Vec<u8> { std::fs::read("f") }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(
+            &item,
+            &[("deposit", Site::Handle), ("deposited", Site::Apply)]
+        )),
+        [
+            "`std::fs::read` touches the file system in a helper of an #[apply] body (`deposited → self.load() → std::fs::read()`)"
+        ]
+    );
+}
+
+#[test]
+fn a_handler_called_by_a_handler_of_its_own_site_is_reported_once_in_its_own_body() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn opened(&mut self, e: &Opened) { self.deposited(&e.first); }
+            fn deposited(&mut self, e: &Deposited) { dbg!(e); }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(
+            &item,
+            &[("opened", Site::Apply), ("deposited", Site::Apply)]
+        )),
+        ["`dbg!` prints in an #[apply] body"]
+    );
+}
+
+#[test]
+fn helpers_no_handler_reaches_and_methods_of_other_values_are_not_judged() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit, ctx: &Context) -> Deposited {
+                let at = self.stamp(ctx);
+                let n = self.inner.roll();
+                let m = Other::roll();
+                Deposited { at, n, m }
+            }
+            fn stamp(&self, ctx: &Context) -> Timestamp { ctx.now() }
+            fn roll(&self) -> u64 { rand::random() }
+            fn unreached(&self) -> SystemTime { SystemTime::now() }
+        }
+    };
+    assert_eq!(
+        impl_errors(&item, &[("deposit", Site::Handle)]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn helper_calls_inside_macro_arguments_are_followed() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited {
+                let s = format!("{}", self.stamp());
+                let v = vec![Self::stamp_of(self); 2];
+                Deposited {}
+            }
+            fn stamp(&self) -> u64 { Instant::now() }
+            fn stamp_of(me: &Self) -> u64 { Instant::now() }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(&item, &[("deposit", Site::Handle)])),
+        [
+            "`Instant::now` reads the wall clock in a helper of a #[handle] body (`deposit → self.stamp() → Instant::now()`)",
+            "`Instant::now` reads the wall clock in a helper of a #[handle] body (`deposit → Self::stamp_of() → Instant::now()`)",
+        ]
+    );
+}
+
+// ---- `use` inside a body ---------------------------------------------------
+
+#[test]
+fn use_items_in_a_body_are_read_through() {
+    for (body, head) in [
+        (
+            "use std::time::SystemTime as T; let _ = T::now();",
+            "`T::now` (`std::time::SystemTime::now`) reads the wall clock in an #[apply] body",
+        ),
+        (
+            "use std::fs; let _ = fs::write(p, b);",
+            "`fs::write` (`std::fs::write`) touches the file system in an #[apply] body",
+        ),
+        (
+            "use rand::random; let n: u64 = random();",
+            "`random` (`rand::random`) draws random numbers in an #[apply] body",
+        ),
+        (
+            "use std::{fs::{self as files}, time::Instant}; let _ = files::read(p);",
+            "`files::read` (`std::fs::read`) touches the file system in an #[apply] body",
+        ),
+        (
+            "use std::time::UNIX_EPOCH as E; let _ = E.elapsed();",
+            "`E.elapsed()` (`std::time::UNIX_EPOCH.elapsed()`) reads the wall clock in an #[apply] body",
+        ),
+        (
+            "use std::println as say; say!(\"x\");",
+            "`say!` (`std::println!`) prints in an #[apply] body",
+        ),
+        (
+            "extern crate fastrand as fr; let _ = fr::u64(..);",
+            "`fr::u64` (`fastrand::u64`) draws random numbers in an #[apply] body",
+        ),
+        (
+            "let _ = { use std::fs; fs::read(p) };",
+            "`fs::read` (`std::fs::read`) touches the file system in an #[apply] body",
+        ),
+        (
+            "use std::fs; let _ = vec![fs::read(p); 2];",
+            "`fs::read` (`std::fs::read`) touches the file system in an #[apply] body",
+        ),
+    ] {
+        let found = errors_in(body, Site::Apply);
+        assert_eq!(heads(&found), [head], "{body}");
+    }
+}
+
+#[test]
+fn use_items_in_a_helper_are_read_through_for_the_helper() {
+    let item: syn::ItemImpl = syn::parse_quote! {
+        impl Account {
+            fn deposit(&self, cmd: Deposit) -> Deposited { self.stamp() }
+            fn stamp(&self) -> u64 {
+                use std::time::SystemTime as Clock;
+                Clock::now()
+            }
+        }
+    };
+    assert_eq!(
+        heads(&impl_errors(&item, &[("deposit", Site::Handle)])),
+        [
+            "`Clock::now` (`std::time::SystemTime::now`) reads the wall clock in a helper of a #[handle] body (`deposit → self.stamp() → Clock::now()`)"
+        ]
+    );
+}
+
+#[test]
+fn the_users_own_names_are_not_read_as_the_forbidden_ones() {
+    for body in [
+        // No `use`: the user's own module and function, declared elsewhere.
+        "let _ = fs::write(p, b); let n = random();",
+        // Declared in the body, hiding nothing forbidden.
+        "mod fs { pub fn write() {} } fs::write();",
+        "fn random() -> u64 { 4 } let n = random();",
+        // A `use` of an outer block, hidden by an item or a `let` of an inner one.
+        "use std::fs; { mod fs { pub fn write() {} } fs::write(); }",
+        "use rand::random; { fn random() -> u64 { 4 } let n = random(); }",
+        "use rand::random; let random = |x: u64| x; let n = random(1);",
+        // A `use` scoped to a block does not reach past it.
+        "{ use std::fs; } let _ = fs::write(p, b);",
+        // A leading `::` is the crate root, never a `use`.
+        "use my::thing as fs; let _ = ::fs::write(p, b);",
+        // Globs bring in names the body does not write.
+        "use my::stuff::*; let _ = random();",
     ] {
         assert_eq!(errors_in(body, Site::Apply), Vec::<String>::new(), "{body}");
     }

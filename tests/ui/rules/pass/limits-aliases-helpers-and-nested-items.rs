@@ -1,6 +1,7 @@
-//! What the compile-time check cannot see, so it passes here: a `use … as`
-//! alias, a helper function, and a nested item. The test kit's replay check
-//! backs these at test time; clippy's `disallowed-methods` catches them crate-wide.
+//! What the compile-time check cannot see, so it passes here: a module-level
+//! `use … as` alias, a free helper function beside the impl, and a nested item.
+//! The test kit's replay check backs these at test time; clippy's
+//! `disallowed-methods` catches them crate-wide.
 
 use serde::{Deserialize, Serialize};
 use std::time::SystemTime as Clock;

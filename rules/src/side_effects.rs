@@ -5,7 +5,7 @@
 //! also kept from files, the network, printing and `unsafe`.
 
 use super::Pattern::{self, Contains, Tail};
-use super::{Seen, Site};
+use super::{At, Seen, Site};
 
 /// Forbidden in every body, with what the item does.
 const EVERYWHERE: &[(Pattern, &str)] = &[
@@ -39,7 +39,8 @@ const PRINT_MACROS: &[&str] = &["println", "print", "eprintln", "eprint", "dbg"]
 /// instead: inputs read before `send` travel in the command, and effects of
 /// the outcome run once, after `send` returns. (The message names no consumer
 /// or workflow step: neither exists yet.)
-pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+    let site = at.site;
     let folding = site != Site::Handle;
     let does = match seen {
         Seen::Path(path) => {
@@ -60,10 +61,10 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
         }
     };
     Some(format!(
-        "`{}` {does} in {}; {why} (rule: never produce side effects when processing events). \
+        "{} {does} in {}; {why} (rule: never produce side effects when processing events). \
          Side effects belong in the code that sends the command: read inputs before `send` and put \
          them in the command, and act on the outcome after `send` returns.",
-        seen.shown(),
-        site.body(),
+        at.shown(seen),
+        at.body(seen),
     ))
 }

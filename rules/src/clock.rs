@@ -4,7 +4,7 @@
 //! factum in every handler body; the time comes from `ctx.now()` or the event.
 
 use super::Pattern::{self, Tail};
-use super::{Seen, Site};
+use super::{At, Seen, Site};
 
 /// Clock reads, by the segments a path ends with. `Instant::now` also covers
 /// `tokio::time::Instant::now`; `SystemTime::elapsed` is the clock read
@@ -37,7 +37,8 @@ const EPOCH_METHODS: &[(&str, &str)] = &[("UNIX_EPOCH", "elapsed")];
 /// were decided, and state rebuilt from them must come out the same every
 /// time. A handler reads the time from `ctx.now()`, which the runtime fixes
 /// once per command (and tests pin); an apply or view takes it from the event.
-pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+    let site = at.site;
     let (does, alternative) = match seen {
         Seen::Path(path) if READS.iter().any(|p| p.matches(path)) => {
             ("reads the wall clock", read_instead(site))
@@ -56,10 +57,10 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
         _ => return None,
     };
     Some(format!(
-        "`{}` {does} in {}; event-sourced state must not depend on when it is replayed \
+        "{} {does} in {}; event-sourced state must not depend on when it is replayed \
          (rule: never read the wall clock). {alternative}",
-        seen.shown(),
-        site.body(),
+        at.shown(seen),
+        at.body(seen),
     ))
 }
 

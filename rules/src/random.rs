@@ -4,7 +4,7 @@
 //! every handler body; randomness comes from `ctx` or from the event.
 
 use super::Pattern::{self, Contains, Tail};
-use super::{Seen, Site};
+use super::{At, Seen, Site};
 
 /// Entropy sources. RNG types and whole crates match anywhere in a path
 /// (`OsRng.next_u64()`, `rand::rngs::OsRng::default()`, `fastrand::u64(..)`).
@@ -32,7 +32,8 @@ const SOURCES: &[Pattern] = &[
 /// handler draws from `ctx.random_u64()` / `ctx.uuid()`, seeded from the
 /// command id, and records what it drew in the event; an apply or view reads
 /// it back from the event.
-pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
+pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
+    let site = at.site;
     let Seen::Path(path) = seen else { return None };
     if !SOURCES.iter().any(|p| p.matches(path)) {
         return None;
@@ -47,9 +48,9 @@ pub(super) fn judge(seen: &Seen<'_>, site: Site) -> Option<String> {
         Site::WorkflowDecision => "The value must come from the event that drove the decision.",
     };
     Some(format!(
-        "`{}` draws random numbers in {}; replaying the same events must rebuild the same state \
+        "{} draws random numbers in {}; replaying the same events must rebuild the same state \
          (rule: never use random numbers to produce state). {alternative}",
-        seen.shown(),
-        site.body(),
+        at.shown(seen),
+        at.body(seen),
     ))
 }
