@@ -5,6 +5,7 @@
 //! entity applies. Stored payloads written by an older schema version are
 //! upcast on load through the chain `#[event(upcast_from = …)]` declares.
 
+use std::any::Any;
 use std::fmt::Debug;
 
 use serde::Serialize;
@@ -41,6 +42,15 @@ pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn encode(&self, codec: Codec) -> Result<Vec<u8>, CodecError>;
     /// Decodes a stored payload of the type named `name`.
     fn decode(name: &str, schema_version: u32, codec: Codec, payload: &[u8]) -> Result<Self, DecodeError>;
+
+    /// The event struct inside this value, as [`Any`], so one event type can
+    /// be picked out of a set (see [`Committed::event`](crate::Committed::event)).
+    ///
+    /// `#[entity]` returns the variant's payload; the default returns `self`,
+    /// so a hand-written set that keeps it finds only its own enum type.
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// A stored payload that does not decode to the event type it names.

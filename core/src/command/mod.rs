@@ -111,6 +111,49 @@ pub struct Committed<E: Entity> {
     pub position: u64,
 }
 
+impl<E: Entity> Committed<E> {
+    /// The first event of type `T` the command produced, if any: the way to
+    /// get back a value the handler generated (an id, a computed total).
+    ///
+    /// ```
+    /// use factum::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug)] pub struct Book { pub nights: u32 }
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// pub struct Booked { pub booking_id: String, pub nights: u32 }
+    ///
+    /// #[derive(Default, Clone, Debug, PartialEq)]
+    /// pub struct Room { bookings: u32 }
+    ///
+    /// #[entity]
+    /// impl Room {
+    ///     #[handle] fn book(&self, cmd: Book, ctx: &Context) -> Booked {
+    ///         Booked { booking_id: ctx.uuid().to_string(), nights: cmd.nights }
+    ///     }
+    ///     #[apply] fn booked(&mut self, _e: &Booked) { self.bookings += 1 }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let committed = App::in_memory().entity::<Room>("room-7").send(Book { nights: 2 }).await?;
+    /// let booking_id = &committed.event::<Booked>().expect("book emits Booked").booking_id;
+    /// assert_eq!(booking_id.len(), 36);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn event<T: crate::Event>(&self) -> Option<&T> {
+        self.events_of::<T>().next()
+    }
+
+    /// Every event of type `T` the command produced, in order.
+    pub fn events_of<T: crate::Event>(&self) -> impl Iterator<Item = &T> + '_ {
+        self.events
+            .iter()
+            .filter_map(|event| event.as_any().downcast_ref::<T>())
+    }
+}
+
 impl<E: Entity> fmt::Debug for Committed<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Committed")
