@@ -298,3 +298,22 @@ async fn a_committed_command_hands_back_the_event_of_the_type_asked_for() {
         .unwrap();
     assert_eq!(counter.event::<Added>(), Some(&Added { amount: 3 }));
 }
+
+#[tokio::test]
+async fn an_empty_entity_id_is_refused_before_the_handler_runs() {
+    let app = App::in_memory();
+    let nobody = app.entity::<Counter>("");
+    let err = nobody.send(Add { amount: 5 }).await.unwrap_err();
+    assert!(
+        matches!(&err, CommandError::InvalidId { stream_type: "counter", stream_id, .. } if stream_id.is_empty()),
+        "{err:?}"
+    );
+    assert_eq!(app.store().head().await.unwrap(), 0, "nothing was stored");
+    let state = nobody.state().await.unwrap_err();
+    assert!(matches!(state, factum::LoadError::InvalidId { .. }), "{state:?}");
+    let version = nobody.version().await.unwrap_err();
+    assert!(
+        matches!(version, factum::LoadError::InvalidId { .. }),
+        "{version:?}"
+    );
+}

@@ -180,6 +180,16 @@ pub struct Recorded<Ev> {
 /// Why an entity could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The entity id is one no store accepts (empty, for one); nothing was read.
+    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    InvalidId {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The id as given.
+        stream_id: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -236,6 +246,17 @@ pub enum CommandError<R> {
     /// The entity rejected the command; nothing was stored.
     #[error("command rejected: {0}")]
     Rejected(R),
+    /// The entity id is one no store accepts (empty, for one): refused before
+    /// the handler ran; nothing was decided or stored.
+    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    InvalidId {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The id as given.
+        stream_id: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The `#[handle]` method panicked: nothing was stored, and the entity
     /// stays usable (its state was only read).
     #[error("stream {stream_type}/{stream_id}: the command handler panicked: {message}")]
@@ -314,6 +335,15 @@ impl<R> CommandError<R> {
 }
 
 impl<E: Entity> EntityRef<E> {
+    /// Refuses an id no store accepts, before anything is read or decided.
+    fn check_id(&self) -> Result<(), LoadError> {
+        crate::store::validate_stream(E::NAME, &self.id).map_err(|reason| LoadError::InvalidId {
+            stream_type: E::NAME,
+            stream_id: self.id.to_string(),
+            reason,
+        })
+    }
+
     /// The entity id.
     pub fn id(&self) -> &str {
         &self.id
@@ -331,6 +361,13 @@ impl<E: Entity> EntityRef<E> {
         command: impl Into<E::Command>,
         options: SendOptions,
     ) -> Result<Committed<E>, CommandError<E::Error>> {
+        if let Err(reason) = crate::store::validate_stream(E::NAME, &self.id) {
+            return Err(CommandError::InvalidId {
+                stream_type: E::NAME,
+                stream_id: self.id.to_string(),
+                reason,
+            });
+        }
         let command = command.into();
         let command_id = options.command_id.unwrap_or_else(Uuid::new_v4);
         let span = tracing::debug_span!("command", entity = E::NAME, id = %self.id, %command_id);
@@ -508,6 +545,7 @@ impl<E: Entity> EntityRef<E> {
 
     /// The current state, brought up to date with the store first.
     pub async fn state(&self) -> Result<E, LoadError> {
+        self.check_id()?;
         let mut slot = self.slot.loaded.lock().await;
         let from_scratch = !slot.fresh;
         self.catch_up(&mut slot, from_scratch).await?;
@@ -516,6 +554,7 @@ impl<E: Entity> EntityRef<E> {
 
     /// The current version (number of events), brought up to date with the store first.
     pub async fn version(&self) -> Result<u64, LoadError> {
+        self.check_id()?;
         let mut slot = self.slot.loaded.lock().await;
         let from_scratch = !slot.fresh;
         self.catch_up(&mut slot, from_scratch).await?;
@@ -525,6 +564,7 @@ impl<E: Entity> EntityRef<E> {
     /// Every event of this entity, decoded, with versions, positions and metadata:
     /// the audit trail.
     pub async fn history(&self) -> Result<Vec<Recorded<E::Event>>, LoadError> {
+        self.check_id()?;
         let store = self.commands.env.store();
         let mut out = Vec::new();
         loop {
