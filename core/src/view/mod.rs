@@ -288,6 +288,10 @@ pub enum ViewError {
         #[source]
         source: CodecError,
     },
+    /// Two event types store one (name, version): no view starts until one is
+    /// renamed (see [`check_catalogue`](crate::event::check_catalogue)).
+    #[error(transparent)]
+    Catalogue(#[from] crate::event::CatalogueError),
     /// Two view types registered the same name.
     #[error("two views are named `{name}`: {first} and {second}; view names must be unique")]
     DuplicateName {
