@@ -5,6 +5,7 @@
 //! entity applies. Stored payloads written by an older schema version are
 //! upcast on load through the chain `#[event(upcast_from = …)]` declares.
 
+use std::any::Any;
 use std::fmt::Debug;
 
 use serde::Serialize;
@@ -41,6 +42,15 @@ pub trait EventSet: Clone + Debug + PartialEq + Send + Sync + 'static {
     fn encode(&self, codec: Codec) -> Result<Vec<u8>, CodecError>;
     /// Decodes a stored payload of the type named `name`.
     fn decode(name: &str, schema_version: u32, codec: Codec, payload: &[u8]) -> Result<Self, DecodeError>;
+
+    /// The event struct inside this value, as [`Any`], so one event type can
+    /// be picked out of a set (see `Committed::event`).
+    ///
+    /// `#[entity]` returns the variant's payload; the default returns `self`,
+    /// so a hand-written set that keeps it finds only its own enum type.
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// A stored payload that does not decode to the event type it names.
@@ -136,6 +146,66 @@ inventory::collect!(EventRegistration);
 /// Every event type linked into this program, in no particular order.
 pub fn catalogue() -> impl Iterator<Item = &'static EventRegistration> {
     inventory::iter::<EventRegistration>.into_iter()
+}
+
+impl EventRegistration {
+    /// The Rust path of the type, `module::Type`.
+    pub fn path(&self) -> String {
+        format!("{}::{}", self.module_path, self.rust_type)
+    }
+}
+
+/// Two event types in one program store the same name and schema version, so
+/// the log cannot tell their events apart: a view subscribed to one would
+/// fold the other's events too (or stop at one that does not decode).
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogueError {
+    /// One of the two types (the first by path).
+    pub first: &'static EventRegistration,
+    /// The other.
+    pub second: &'static EventRegistration,
+}
+
+impl std::fmt::Display for CatalogueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "two event types are stored as `{}` v{}: `{}` and `{}`; the log cannot tell their events apart. \
+             Give one of them its own stored name with `#[event(name = \"…\")]` (for example \
+             `#[event(name = \"{}.{}\")]`)",
+            self.first.name,
+            self.first.version,
+            self.first.path(),
+            self.second.path(),
+            self.second
+                .module_path
+                .rsplit("::")
+                .next()
+                .unwrap_or(self.second.module_path),
+            self.second.name,
+        )
+    }
+}
+
+impl std::error::Error for CatalogueError {}
+
+/// Checks that no two event types linked into this program store one
+/// (name, schema version). `App::start_views` and `App::start_view` run it
+/// before any view folds an event; `factum::testkit::check_catalogue` runs it
+/// in `cargo test`.
+pub fn check_catalogue() -> Result<(), CatalogueError> {
+    let mut registrations: Vec<&'static EventRegistration> = catalogue().collect();
+    registrations.sort_by_cached_key(|r| (r.name, r.version, r.path()));
+    match registrations
+        .windows(2)
+        .find(|pair| (pair[0].name, pair[0].version) == (pair[1].name, pair[1].version))
+    {
+        Some(pair) => Err(CatalogueError {
+            first: pair[0],
+            second: pair[1],
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What a command handler may return: one event, several, or none.

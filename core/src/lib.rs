@@ -66,6 +66,29 @@ pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp, Views};
 /// `with`, …). [`testkit::check_event_lock`] compares it with a committed lock
 /// file, so a released event cannot change shape without a version bump.
 ///
+/// # The stored name
+///
+/// By default the log stores the struct's bare name (`Deposited`), not its
+/// module path: a path would change whenever the type moves to another
+/// module, and every event stored before the move would stop decoding. The
+/// price is that two types of one name in different modules
+/// (`room::Registered` and `guest::Registered`) would be stored alike, and a
+/// view subscribed to one would fold the other's events. So two event types
+/// with one (name, version) are refused: [`App::start_views`] and
+/// [`App::start_view`] fail with [`ViewError::Catalogue`] naming both types
+/// (the check is [`event::check_catalogue`]; call
+/// [`testkit::check_catalogue`] in a `#[test]` to catch it in `cargo test`).
+/// Give one of them, or every event of a larger program, an explicit
+/// `name = "room.registered"`.
+///
+/// The name is the key of every stored event, so renaming has a cost:
+/// - Renaming the *Rust type* is free if it keeps the stored text:
+///   `#[event(name = "Registered")]` on `RoomRegistered`.
+/// - Changing the *stored name* has no alias: events already stored under the
+///   old name fail to decode ([`DecodeError::UnknownType`]). Keep a type with
+///   the old name (and `#[apply]`/`#[on]` both), or keep the old name.
+/// - Changing the *payload* is what `version` and `upcast_from` are for.
+///
 /// ```
 /// use factum::prelude::*;
 /// use serde::{Deserialize, Serialize};

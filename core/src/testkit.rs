@@ -80,6 +80,21 @@ pub fn given<E: Entity>(events: impl IntoIterator<Item = E::Event>) -> Scenario<
     }
 }
 
+/// Panics, with the names of both types, if two event types linked into this
+/// test binary store one (name, version): put it in a `#[test]` so `cargo test`
+/// catches what `App::start_views` would refuse.
+///
+/// ```rust,standalone_crate
+/// // in a test file, under `#[test] fn event_names_are_unique()`:
+/// factum::testkit::check_catalogue();
+/// ```
+#[track_caller]
+pub fn check_catalogue() {
+    if let Err(e) = crate::event::check_catalogue() {
+        panic!("{e}");
+    }
+}
+
 /// Starts a scenario with an entity that has no history.
 pub fn given_nothing<E: Entity>() -> Scenario<E> {
     given(std::iter::empty())

@@ -37,6 +37,11 @@ impl EventSet for CounterEvent {
     fn schema_version(&self) -> u32 {
         Added::VERSION
     }
+    fn as_any(&self) -> &dyn std::any::Any {
+        match self {
+            CounterEvent::Added(e) => e,
+        }
+    }
     fn encode(&self, codec: Codec) -> Result<Vec<u8>, CodecError> {
         match self {
             CounterEvent::Added(e) => codec.encode(e),

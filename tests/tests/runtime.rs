@@ -267,3 +267,53 @@ async fn one_command_id_fanned_out_draws_different_numbers_per_entity_and_versio
     assert_ne!(at(0), at(1), "one id, one entity, two versions");
     assert_eq!(at(3), at(3), "and the same for the same version");
 }
+
+#[tokio::test]
+async fn a_committed_command_hands_back_the_event_of_the_type_asked_for() {
+    use factum_examples::cart::{AddItem, Cart, CheckOut, CheckedOut, ItemAdded, ItemRemoved};
+    let app = App::in_memory();
+    let cart = app.entity::<Cart>("cart-1");
+    let added = cart
+        .send(AddItem {
+            sku: "tea".into(),
+            quantity: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.event::<ItemAdded>().map(|e| e.quantity), Some(2));
+    assert!(added.event::<ItemRemoved>().is_none());
+    assert_eq!(added.events_of::<ItemAdded>().count(), 1);
+    let checked_out = cart.send(CheckOut).await.unwrap();
+    let order_id = &checked_out.event::<CheckedOut>().unwrap().order_id;
+    let history = cart.history().await.unwrap();
+    assert!(
+        matches!(&history[1].event, factum_examples::cart::CartEvent::CheckedOut(e) if &e.order_id == order_id),
+        "{history:?}"
+    );
+    // a hand-written event set finds its payloads too
+    let counter = app
+        .entity::<Counter>("c-1")
+        .send(Add { amount: 3 })
+        .await
+        .unwrap();
+    assert_eq!(counter.event::<Added>(), Some(&Added { amount: 3 }));
+}
+
+#[tokio::test]
+async fn an_empty_entity_id_is_refused_before_the_handler_runs() {
+    let app = App::in_memory();
+    let nobody = app.entity::<Counter>("");
+    let err = nobody.send(Add { amount: 5 }).await.unwrap_err();
+    assert!(
+        matches!(&err, CommandError::InvalidId { stream_type: "counter", stream_id, .. } if stream_id.is_empty()),
+        "{err:?}"
+    );
+    assert_eq!(app.store().head().await.unwrap(), 0, "nothing was stored");
+    let state = nobody.state().await.unwrap_err();
+    assert!(matches!(state, factum::LoadError::InvalidId { .. }), "{state:?}");
+    let version = nobody.version().await.unwrap_err();
+    assert!(
+        matches!(version, factum::LoadError::InvalidId { .. }),
+        "{version:?}"
+    );
+}

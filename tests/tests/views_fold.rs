@@ -438,3 +438,31 @@ fn a_view_and_an_entity_derive_the_same_snake_case_name() {
     assert_eq!(<as_view::HTTPStats as factum::View>::NAME, "http_stats");
     assert_eq!(<as_entity::HTTPStats as factum::Entity>::NAME, "http_stats");
 }
+
+#[tokio::test]
+async fn an_unknown_index_and_a_zero_page_limit_are_errors_not_empty_answers() {
+    let (app, store) = app_on(MemoryViewStore::new()).await;
+    let last = append(&*store, "a", 0, &Scored { amount: 3 }).await;
+    app.start_view::<Tally>().await.expect("start tally");
+    let tally = app.view::<Tally>();
+    tokio::time::timeout(Duration::from_secs(10), tally.wait_for(last))
+        .await
+        .expect("caught up")
+        .unwrap();
+
+    let err = tally.find_by("no_such_index", "odd").await.unwrap_err();
+    assert!(
+        matches!(&err, ViewError::UnknownIndex { view, index, .. } if *view == "test_tally" && index == "no_such_index"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("no_such_index"), "{err}");
+
+    let err = tally.list(None, 0).await.unwrap_err();
+    assert!(matches!(err, ViewError::ZeroLimit { .. }), "{err:?}");
+    let page = tally.list(None, 1).await.unwrap();
+    assert_eq!(
+        page.next.as_deref(),
+        Some("a"),
+        "a full page always names the next cursor"
+    );
+}

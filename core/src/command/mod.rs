@@ -111,6 +111,49 @@ pub struct Committed<E: Entity> {
     pub position: u64,
 }
 
+impl<E: Entity> Committed<E> {
+    /// The first event of type `T` the command produced, if any: the way to
+    /// get back a value the handler generated (an id, a computed total).
+    ///
+    /// ```
+    /// use factum::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Debug)] pub struct Book { pub nights: u32 }
+    /// #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+    /// pub struct Booked { pub booking_id: String, pub nights: u32 }
+    ///
+    /// #[derive(Default, Clone, Debug, PartialEq)]
+    /// pub struct Room { bookings: u32 }
+    ///
+    /// #[entity]
+    /// impl Room {
+    ///     #[handle] fn book(&self, cmd: Book, ctx: &Context) -> Booked {
+    ///         Booked { booking_id: ctx.uuid().to_string(), nights: cmd.nights }
+    ///     }
+    ///     #[apply] fn booked(&mut self, _e: &Booked) { self.bookings += 1 }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let committed = App::in_memory().entity::<Room>("room-7").send(Book { nights: 2 }).await?;
+    /// let booking_id = &committed.event::<Booked>().expect("book emits Booked").booking_id;
+    /// assert_eq!(booking_id.len(), 36);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn event<T: crate::Event>(&self) -> Option<&T> {
+        self.events_of::<T>().next()
+    }
+
+    /// Every event of type `T` the command produced, in order.
+    pub fn events_of<T: crate::Event>(&self) -> impl Iterator<Item = &T> + '_ {
+        self.events
+            .iter()
+            .filter_map(|event| event.as_any().downcast_ref::<T>())
+    }
+}
+
 impl<E: Entity> fmt::Debug for Committed<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Committed")
@@ -137,6 +180,16 @@ pub struct Recorded<Ev> {
 /// Why an entity could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The entity id is one no store accepts (empty, for one); nothing was read.
+    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    InvalidId {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The id as given.
+        stream_id: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -193,6 +246,17 @@ pub enum CommandError<R> {
     /// The entity rejected the command; nothing was stored.
     #[error("command rejected: {0}")]
     Rejected(R),
+    /// The entity id is one no store accepts (empty, for one): refused before
+    /// the handler ran; nothing was decided or stored.
+    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    InvalidId {
+        /// The entity type name.
+        stream_type: &'static str,
+        /// The id as given.
+        stream_id: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The `#[handle]` method panicked: nothing was stored, and the entity
     /// stays usable (its state was only read).
     #[error("stream {stream_type}/{stream_id}: the command handler panicked: {message}")]
@@ -271,6 +335,15 @@ impl<R> CommandError<R> {
 }
 
 impl<E: Entity> EntityRef<E> {
+    /// Refuses an id no store accepts, before anything is read or decided.
+    fn check_id(&self) -> Result<(), LoadError> {
+        crate::store::validate_stream(E::NAME, &self.id).map_err(|reason| LoadError::InvalidId {
+            stream_type: E::NAME,
+            stream_id: self.id.to_string(),
+            reason,
+        })
+    }
+
     /// The entity id.
     pub fn id(&self) -> &str {
         &self.id
@@ -288,6 +361,13 @@ impl<E: Entity> EntityRef<E> {
         command: impl Into<E::Command>,
         options: SendOptions,
     ) -> Result<Committed<E>, CommandError<E::Error>> {
+        if let Err(reason) = crate::store::validate_stream(E::NAME, &self.id) {
+            return Err(CommandError::InvalidId {
+                stream_type: E::NAME,
+                stream_id: self.id.to_string(),
+                reason,
+            });
+        }
         let command = command.into();
         let command_id = options.command_id.unwrap_or_else(Uuid::new_v4);
         let span = tracing::debug_span!("command", entity = E::NAME, id = %self.id, %command_id);
@@ -465,6 +545,7 @@ impl<E: Entity> EntityRef<E> {
 
     /// The current state, brought up to date with the store first.
     pub async fn state(&self) -> Result<E, LoadError> {
+        self.check_id()?;
         let mut slot = self.slot.loaded.lock().await;
         let from_scratch = !slot.fresh;
         self.catch_up(&mut slot, from_scratch).await?;
@@ -473,6 +554,7 @@ impl<E: Entity> EntityRef<E> {
 
     /// The current version (number of events), brought up to date with the store first.
     pub async fn version(&self) -> Result<u64, LoadError> {
+        self.check_id()?;
         let mut slot = self.slot.loaded.lock().await;
         let from_scratch = !slot.fresh;
         self.catch_up(&mut slot, from_scratch).await?;
@@ -482,6 +564,7 @@ impl<E: Entity> EntityRef<E> {
     /// Every event of this entity, decoded, with versions, positions and metadata:
     /// the audit trail.
     pub async fn history(&self) -> Result<Vec<Recorded<E::Event>>, LoadError> {
+        self.check_id()?;
         let store = self.commands.env.store();
         let mut out = Vec::new();
         loop {

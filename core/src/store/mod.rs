@@ -301,6 +301,19 @@ pub trait EventStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// Why a stream name is refused by every backend, if it is: the rule
+/// [`validate_append`] applies, checked early by commands and loads so an
+/// invalid id fails before a handler runs.
+pub(crate) fn validate_stream(stream_type: &str, stream_id: &str) -> Result<(), &'static str> {
+    if stream_type.is_empty() {
+        return Err("the stream type is empty");
+    }
+    if stream_id.is_empty() {
+        return Err("the stream id is empty");
+    }
+    Ok(())
+}
+
 /// Checks what every backend must refuse before touching storage.
 pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
@@ -308,11 +321,8 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
         stream_id: request.stream_id.clone(),
         reason: reason.to_owned(),
     };
-    if request.stream_type.is_empty() {
-        return Err(invalid("the stream type is empty"));
-    }
-    if request.stream_id.is_empty() {
-        return Err(invalid("the stream id is empty"));
+    if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {
+        return Err(invalid(reason));
     }
     if let Some(i) = request.events.iter().position(|e| e.event_type.is_empty()) {
         return Err(invalid(&format!(

@@ -288,6 +288,10 @@ pub enum ViewError {
         #[source]
         source: CodecError,
     },
+    /// Two event types store one (name, version): no view starts until one is
+    /// renamed (see [`check_catalogue`](crate::event::check_catalogue)).
+    #[error(transparent)]
+    Catalogue(#[from] crate::event::CatalogueError),
     /// Two view types registered the same name.
     #[error("two views are named `{name}`: {first} and {second}; view names must be unique")]
     DuplicateName {
@@ -309,6 +313,23 @@ pub enum ViewError {
     Unknown {
         /// The name asked for.
         name: String,
+    },
+    /// [`ViewReader::find_by`] named an index the view does not declare.
+    #[error("view {view} has no index `{index}` (it declares {known:?})")]
+    UnknownIndex {
+        /// The view.
+        view: &'static str,
+        /// The index asked for.
+        index: String,
+        /// The indexes the view declares.
+        known: &'static [&'static str],
+    },
+    /// [`ViewReader::list`] was asked for pages of zero rows, which could
+    /// never reach the end of the view.
+    #[error("view {view}: a page must hold at least one row (limit 0)")]
+    ZeroLimit {
+        /// The view.
+        view: &'static str,
     },
     /// The view's runner stopped.
     #[error("view {view}: the runner stopped")]

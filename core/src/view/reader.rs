@@ -104,8 +104,16 @@ impl<V: View> ViewReader<V> {
     }
 
     /// Rows whose indexed field `index` renders as `value`, in key order.
-    /// Generated `find_by_<field>` methods call this.
+    /// Generated `find_by_<field>` methods call this. An `index` the view
+    /// does not declare fails with [`ViewError::UnknownIndex`].
     pub async fn find_by(&self, index: &str, value: &str) -> Result<Vec<(String, V)>, ViewError> {
+        if !V::INDEXES.contains(&index) {
+            return Err(ViewError::UnknownIndex {
+                view: V::NAME,
+                index: index.to_owned(),
+                known: V::INDEXES,
+            });
+        }
         let table = self.shared()?.serving();
         let rows = table
             .find(index, value, usize::MAX)
@@ -119,14 +127,20 @@ impl<V: View> ViewReader<V> {
     /// One page of rows in key order: at most `limit` rows with keys after
     /// `cursor` (from the start when `None`). Pass the page's
     /// [`next`](Page::next) as the cursor of the next call.
+    ///
+    /// `next` is `Some` whenever the page is full (the last page may then be
+    /// empty); a `limit` of 0 fails with [`ViewError::ZeroLimit`].
     pub async fn list(&self, cursor: Option<&str>, limit: usize) -> Result<Page<V>, ViewError> {
+        if limit == 0 {
+            return Err(ViewError::ZeroLimit { view: V::NAME });
+        }
         let table = self.shared()?.serving();
         let rows = table.list(cursor, limit).await.map_err(Self::storage)?;
         let rows = rows
             .into_iter()
             .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if rows.len() == limit && limit > 0 {
+        let next = if rows.len() == limit {
             rows.last().map(|(k, _)| k.clone())
         } else {
             None
@@ -149,6 +163,19 @@ impl<V: View> ViewReader<V> {
     /// runner keeps retrying; a later `wait_for` succeeds once it moves again.
     /// In a process that only follows another process's runner, `wait_for`
     /// cannot see that runner's errors: bound it with a timeout there.
+    ///
+    /// There is no built-in deadline: a `position` past the end of the log
+    /// waits until some command writes that far, for ever if none does. Put
+    /// a bound on it where that matters:
+    ///
+    /// ```no_run
+    /// # async fn wait<V: factum::View>(reader: factum::view::ViewReader<V>, position: u64)
+    /// # -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// tokio::time::timeout(Duration::from_secs(5), reader.wait_for(position)).await??;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn wait_for(&self, position: u64) -> Result<(), ViewError> {
         match self.shared()?.progress.wait_for(position).await {
             Ok(()) => Ok(()),

@@ -120,6 +120,7 @@ impl Views {
     /// Discovers every view linked into the program and starts its runner.
     /// Fails on two views with one name. Views already started are left alone.
     pub async fn start_all(&self) -> Result<Vec<&'static str>, ViewError> {
+        crate::event::check_catalogue()?;
         let mut seen: HashMap<&'static str, &'static str> = HashMap::new();
         let regs: Vec<&'static ViewRegistration> = registered().collect();
         for reg in &regs {
@@ -185,6 +186,7 @@ impl Views {
     /// Starts the runner of `V`: opens the table queries are served from and
     /// spawns the supervisor (no-op if it runs already).
     pub async fn start<V: View>(&self) -> Result<(), ViewError> {
+        crate::event::check_catalogue()?;
         let rust_type = std::any::type_name::<V>();
         if let Some(done) =
             Self::already_running::<V>(&self.running.lock().unwrap_or_else(|e| e.into_inner()), rust_type)

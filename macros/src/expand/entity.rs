@@ -263,6 +263,12 @@ fn event_set(en: &Entity, events: &Ident) -> TokenStream {
                 }
             }
 
+            fn as_any(&self) -> &dyn ::core::any::Any {
+                match self {
+                    #(#events::#idents(__event) => __event,)*
+                }
+            }
+
             fn encode(
                 &self,
                 __codec: ::factum::Codec,
