@@ -121,11 +121,13 @@
 //! that resolves to the crate's own item (a `mod fs`, a `fn random`, a
 //! `mod rand`) is followed into, never flagged. One test runs it:
 //!
-//! ```ignore
+//! ```no_run
+//! # #[cfg(feature = "check-crate")]
 //! #[test]
 //! fn rules() {
 //!     factum::rules::check_crate(env!("CARGO_MANIFEST_DIR")).unwrap()
 //! }
+//! # fn main() {}
 //! ```
 //!
 //! Its report lists each violation as `file:line:column: message`, the
