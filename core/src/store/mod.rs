@@ -250,9 +250,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The events command `command_id` committed to this stream, in version
     /// order (empty when it committed none): how a re-sent command finds its
-    /// original outcome. The stores answer from an index on the command id
-    /// (one index entry per event, written with it); this default scans the
-    /// stream, for stores that have no such index.
+    /// original outcome. PostgreSQL and memory answer from an index on the
+    /// command id; SQLite reads the stream through its version index (an
+    /// index on random command ids cost ~40 % of its append throughput); this
+    /// default scans the stream page by page, for stores that have neither.
     async fn command_events(
         &self,
         stream_type: &str,
