@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ImplItem, Item, ItemImpl, Type};
+use syn::{Ident, Item, ItemImpl, Type};
 
 use crate::ast::{Entity, Output, type_ident};
 use crate::attr::is_marker;
@@ -51,31 +51,11 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
         .collect();
     rules::check_impl(&item, &roots, &rules_cx);
     let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
-    match cx.check() {
-        Ok(()) => {
-            let mut out = rule_errors.unwrap_or_default();
-            out.extend(expand(&en));
-            out
-        }
-        Err(err) => {
-            let mut out = err.to_compile_error();
-            out.extend(rule_errors);
-            out.extend(fallback(&en));
-            out
-        }
-    }
+    crate::expand::emit(cx.check(), rule_errors, || expand(&en), || fallback(&en))
 }
 
-/// The user's impl block without the `#[handle]` / `#[apply]` markers, which
-/// are not attributes rustc knows.
 fn stripped(item: &ItemImpl) -> ItemImpl {
-    let mut item = item.clone();
-    for impl_item in &mut item.items {
-        if let ImplItem::Fn(method) = impl_item {
-            method.attrs.retain(|a| !is_marker(a));
-        }
-    }
-    item
+    crate::expand::stripped(item, is_marker)
 }
 
 /// One variant of a generated enum: the type's last segment names it.

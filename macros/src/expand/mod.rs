@@ -10,7 +10,44 @@ pub(crate) mod view;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
-use syn::Item;
+use syn::{Attribute, ImplItem, Item, ItemImpl};
+
+/// What an attribute macro on an impl block emits: with a sound structure,
+/// the rule errors beside the full expansion (so a rule error does not cascade
+/// into "type not found"); after a structure error, that error, the rule
+/// errors and a fallback (the user's item plus stubs).
+pub(crate) fn emit(
+    structure: syn::Result<()>,
+    rule_errors: Option<TokenStream>,
+    expand: impl FnOnce() -> TokenStream,
+    fallback: impl FnOnce() -> TokenStream,
+) -> TokenStream {
+    match structure {
+        Ok(()) => {
+            let mut out = rule_errors.unwrap_or_default();
+            out.extend(expand());
+            out
+        }
+        Err(err) => {
+            let mut out = err.to_compile_error();
+            out.extend(rule_errors);
+            out.extend(fallback());
+            out
+        }
+    }
+}
+
+/// The user's impl block without the macro's method markers (`#[handle]`,
+/// `#[apply]`, `#[on]`), which are not attributes rustc knows.
+pub(crate) fn stripped(item: &ItemImpl, is_marker: fn(&Attribute) -> bool) -> ItemImpl {
+    let mut item = item.clone();
+    for impl_item in &mut item.items {
+        if let ImplItem::Fn(method) = impl_item {
+            method.attrs.retain(|a| !is_marker(a));
+        }
+    }
+    item
+}
 
 /// The tokens an error about a misplaced attribute macro points at: the
 /// item's keyword and name rather than its whole body.

@@ -10,7 +10,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Ident, ImplItem, Item, ItemImpl, Type};
+use syn::{Ident, Item, ItemImpl, Type};
 
 use crate::ast::{On, View};
 use crate::attr::is_on;
@@ -56,31 +56,11 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     let roots: Vec<_> = view.handlers.iter().map(|on| (on.method, Site::ViewOn)).collect();
     rules::check_impl(&item, &roots, &rules_cx);
     let rule_errors = rules_cx.check().err().map(|e| e.to_compile_error());
-    match cx.check() {
-        Ok(()) => {
-            let mut out = rule_errors.unwrap_or_default();
-            out.extend(expand(&view));
-            out
-        }
-        Err(err) => {
-            let mut out = err.to_compile_error();
-            out.extend(rule_errors);
-            out.extend(fallback(&view));
-            out
-        }
-    }
+    crate::expand::emit(cx.check(), rule_errors, || expand(&view), || fallback(&view))
 }
 
-/// The user's impl block without the `#[on]` markers, which are not
-/// attributes rustc knows.
 fn stripped(item: &ItemImpl) -> ItemImpl {
-    let mut item = item.clone();
-    for impl_item in &mut item.items {
-        if let ImplItem::Fn(method) = impl_item {
-            method.attrs.retain(|a| !is_on(a));
-        }
-    }
-    item
+    crate::expand::stripped(item, is_on)
 }
 
 /// One `#[on]` method with its event type and the variant of `__Routed` that
