@@ -1,5 +1,5 @@
 //! The composition root: [`App`] holds the subsystems (the command side, the
-//! views, the timers) over one shared [`Env`], and [`AppBuilder`] configures them.
+//! views, the timers, the consumers) over one shared [`Env`], and [`AppBuilder`] configures them.
 //! Subsystems never reach into `App`; only the crate root imports this module.
 
 use std::fmt;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::command::{Commands, EntityRef};
+use crate::consumer::{ConsumerSettings, ConsumerStore, Consumers};
 use crate::entity::Entity;
 use crate::env::Env;
 use crate::store::{EventStore, MemoryStore};
@@ -25,7 +26,8 @@ struct Inner {
     env: Env,
     commands: Arc<Commands>,
     views: Views,
-    timers: Timers,
+    timers: Arc<Timers>,
+    consumers: Consumers,
 }
 
 /// Configures an [`App`]. Start with [`App::builder`].
@@ -37,6 +39,7 @@ pub struct AppBuilder {
     cache_capacity: usize,
     views: ViewSettings,
     timers: TimerSettings,
+    consumers: ConsumerSettings,
 }
 
 impl AppBuilder {
@@ -62,6 +65,28 @@ impl AppBuilder {
         C: Into<E::Command> + serde::de::DeserializeOwned + Send + 'static,
     {
         self.timers.register::<E, C>();
+        self
+    }
+
+    /// Where consumers keep their checkpoints and dead letters (default:
+    /// beside a memory log, in memory; beside the SQLite file of
+    /// [`sqlite`](AppBuilder::sqlite), in that file; any other log needs one,
+    /// e.g. a `PostgresConsumerStore` in the events' schema).
+    pub fn consumer_store(mut self, store: impl ConsumerStore) -> Self {
+        self.consumers.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The consumer store, already shared.
+    pub fn shared_consumer_store(mut self, store: Arc<dyn ConsumerStore>) -> Self {
+        self.consumers.store = Some(store);
+        self
+    }
+
+    /// How many events a consumer reads per batch, and commits its checkpoint
+    /// after (default 256).
+    pub fn consumer_batch(mut self, events: usize) -> Self {
+        self.consumers.batch = events.max(1);
         self
     }
 
@@ -98,6 +123,9 @@ impl AppBuilder {
         let store = crate::sqlite::SqliteStore::open(path)?;
         if self.timers.store.is_none() {
             self = self.timer_store(open_sqlite_timers(path)?);
+        }
+        if self.consumers.store.is_none() {
+            self = self.consumer_store(open_sqlite_consumers(path)?);
         }
         Ok(self.store(store))
     }
@@ -141,9 +169,11 @@ impl AppBuilder {
         let codec = self.codec.unwrap_or_else(|| store.codec());
         let env = Env::new(store, self.clock, codec);
         let commands = Arc::new(Commands::new(env.clone(), self.max_attempts, self.cache_capacity));
+        let timers = Arc::new(Timers::new(env.clone(), commands.clone(), self.timers));
         App {
             inner: Arc::new(Inner {
-                timers: Timers::new(env.clone(), commands.clone(), self.timers),
+                consumers: Consumers::new(env.clone(), commands.clone(), timers.clone(), self.consumers),
+                timers,
                 commands,
                 views: Views::new(env.clone(), self.views),
                 env,
@@ -173,6 +203,7 @@ impl App {
             cache_capacity: 100_000,
             views: ViewSettings::default(),
             timers: TimerSettings::default(),
+            consumers: ConsumerSettings::default(),
         }
     }
 
@@ -266,6 +297,11 @@ impl App {
         &self.inner.timers
     }
 
+    /// This app's consumers: start them, see their status and dead letters.
+    pub fn consumers(&self) -> &Consumers {
+        &self.inner.consumers
+    }
+
     /// Rebuilds the view `name` from position 0 beside the live table and swaps
     /// when it has caught up; resolves after the swap. Queries are answered by
     /// the old table meanwhile.
@@ -282,6 +318,18 @@ fn open_sqlite_timers(
     crate::sqlite::SqliteTimerStore::open(path).map_err(|e| crate::store::StoreError::Backend {
         backend: "sqlite",
         context: format!("opening the timer table in {}", path.display()),
+        source: Box::new(e),
+    })
+}
+
+/// The consumer tables in the events' SQLite file, their error as the store's.
+#[cfg(feature = "sqlite")]
+fn open_sqlite_consumers(
+    path: &std::path::Path,
+) -> Result<crate::sqlite::SqliteConsumerStore, crate::store::StoreError> {
+    crate::sqlite::SqliteConsumerStore::open(path).map_err(|e| crate::store::StoreError::Backend {
+        backend: "sqlite",
+        context: format!("opening the consumer tables in {}", path.display()),
         source: Box::new(e),
     })
 }

@@ -119,6 +119,8 @@ mod on {
         ("view.commit.before", true),
         ("view.commit.inside", true),
         ("view.commit.after", true),
+        ("consumer.commit.before", true),
+        ("consumer.commit.after", true),
     ];
 
     /// The environment variable a process reads its rules from.

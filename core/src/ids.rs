@@ -46,6 +46,27 @@ pub fn timer_command_id(name: &str, due: crate::time::Timestamp, schedule_id: Uu
     uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
 }
 
+/// The command id of a consumer's `seq`-th send while handling the event
+/// `event_id` (and, with `seq = u64::MAX`, the event's idempotency key for
+/// outside calls): a hash of the consumer's name, the event id and `seq`, so
+/// a redelivered event (a crash before the checkpoint moved, a redrive)
+/// re-sends the same ids, and two consumers of one event send different ones.
+pub fn consumer_command_id(consumer: &str, event_id: Uuid, seq: u64) -> Uuid {
+    let (e_hi, e_lo) = event_id.as_u64_pair();
+    let (h1, h2) = (
+        fnv1a_from(CONSUMER_BASIS, consumer.as_bytes()),
+        fnv1a(consumer.as_bytes()),
+    );
+    let a = mix64(h1 ^ mix64(seq ^ CONSUMER_SALT) ^ e_hi);
+    let b = mix64(h2.wrapping_add(seq.wrapping_mul(GOLDEN)) ^ a ^ e_lo);
+    uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
+}
+
+/// Keeps consumer command ids apart from timer and event ids.
+const CONSUMER_SALT: u64 = 0x636f_6e73_756d_6521; // "consume!"
+/// The second FNV-1a start for consumer names.
+const CONSUMER_BASIS: u64 = 0x2325_8422_9CE4_CBF2;
+
 /// Keeps timer command ids apart from event ids derived from the same numbers.
 const TIMER_SALT: u64 = 0x7469_6d65_7273_2121; // "timers!!"
 /// The second FNV-1a start for timer names (the standard basis, mixed once).
@@ -178,6 +199,21 @@ mod tests {
             [splitmix_next(&mut state), splitmix_next(&mut state)],
             [13_679_457_532_755_275_413, 2_949_826_092_126_892_291]
         );
+    }
+
+    #[test]
+    fn consumer_command_ids_are_pinned() {
+        let event = Uuid::from_u128(0x5c4e_d01e_0000_4000_8000_0000_0000_0002);
+        let first = consumer_command_id("fraud_check", event, 0);
+        assert_eq!(first.to_string(), "72889f09-88cc-4d50-bcf5-af597e9abfcf", "fraud_check, send 0");
+        assert_eq!(
+            consumer_command_id("fraud_check", event, 1).to_string(),
+            "cb271d23-e779-435d-bdc5-5b451922ec7b",
+            "fraud_check, send 1"
+        );
+        assert_ne!(first, consumer_command_id("notifier", event, 0), "per consumer");
+        assert_ne!(first, consumer_command_id("fraud_check", COMMAND, 0), "per event");
+        assert_ne!(first, timer_command_id("fraud_check", crate::time::Timestamp::EPOCH, event));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod app;
 pub mod codec;
 pub mod command;
+pub mod consumer;
 pub mod entity;
 pub mod env;
 pub mod event;
@@ -31,6 +32,7 @@ pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
 pub use app::{App, AppBuilder};
+pub use consumer::{Consumer, ConsumerContext, ConsumerError, Consumers, Handled};
 pub use command::{CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
 pub use env::Env;
 #[cfg(feature = "postgres")]
@@ -200,6 +202,7 @@ pub use factum_macros::Event;
 /// assert_eq!(account.balance, 5);
 /// assert_eq!(account.handle(Deposit { amount: 0 }.into(), &ctx), Err(AccountError::Empty));
 /// ```
+pub use factum_macros::consumer;
 pub use factum_macros::entity;
 /// Turns an inherent impl block of a row type into a [`View`]: `#[on]`
 /// methods fold events into rows, which readers get by key. What a running
@@ -309,14 +312,15 @@ pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
     pub use crate::{
-        App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventMeta, EventSet,
-        ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, entity, view,
+        App, Codec, CommandError, Committed, ConsumerContext, Context, Entity, EntityRef, Event, EventMeta,
+        EventSet, Handled, ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, consumer, entity, view,
     };
 }
 
 /// Items generated code refers to. Not part of the public API: no stability promise.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::consumer::{ConsumerRegistration, HandleFuture, IntoHandled, is_valid_consumer_name};
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};

@@ -49,6 +49,13 @@ pub struct TransferIn {
 #[derive(Clone, Debug)]
 pub struct Close;
 
+/// Stop money leaving the account (the fraud check sends it); deposits still land.
+#[derive(Clone, Debug)]
+pub struct Freeze {
+    /// Why, for the audit trail.
+    pub reason: String,
+}
+
 /// The account was opened.
 #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[event(name = "account.opened")]
@@ -102,6 +109,14 @@ pub struct TransferredIn {
 #[event(name = "account.closed")]
 pub struct Closed {}
 
+/// The account was frozen: withdrawals and outgoing transfers are refused.
+#[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[event(name = "account.frozen")]
+pub struct Frozen {
+    /// Why.
+    pub reason: String,
+}
+
 /// Why the bank refuses a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
@@ -125,6 +140,9 @@ pub enum AccountError {
         /// What was asked for.
         requested: u64,
     },
+    /// Money leaving a frozen account.
+    #[error("the account is frozen: {0}")]
+    Frozen(String),
     /// Close with money left.
     #[error("the balance is {}; empty the account before closing it", money(*.0))]
     NotEmpty(u64),
@@ -143,6 +161,9 @@ pub struct Account {
     pub open: bool,
     /// Closed for good.
     pub closed: bool,
+    /// Why money may not leave it, when frozen (absent in older snapshots).
+    #[serde(default)]
+    pub frozen: Option<String>,
 }
 
 #[entity(name = "account", snapshot_every = 100)]
@@ -169,6 +190,7 @@ impl Account {
     #[handle]
     fn withdraw(&self, cmd: Withdraw, ctx: &Context) -> Result<Withdrawn, AccountError> {
         self.usable()?;
+        self.not_frozen()?;
         self.covers(cmd.amount)?;
         Ok(Withdrawn {
             amount: cmd.amount,
@@ -179,6 +201,7 @@ impl Account {
     #[handle]
     fn transfer_out(&self, cmd: TransferOut) -> Result<TransferredOut, AccountError> {
         self.usable()?;
+        self.not_frozen()?;
         self.covers(cmd.amount)?;
         Ok(TransferredOut {
             to: cmd.to,
@@ -203,6 +226,16 @@ impl Account {
             return Err(AccountError::NotEmpty(self.balance));
         }
         Ok(Closed {})
+    }
+
+    /// Every freeze is recorded, with its reason (a frozen account frozen
+    /// again for another reason keeps both in its history), so a freeze sent
+    /// twice would show twice: the consumer's derived command ids are what
+    /// keep one suspicious withdrawal to one freeze.
+    #[handle]
+    fn freeze(&self, cmd: Freeze) -> Result<Frozen, AccountError> {
+        self.usable()?;
+        Ok(Frozen { reason: cmd.reason })
     }
 
     #[apply]
@@ -237,9 +270,21 @@ impl Account {
         self.open = false;
         self.closed = true;
     }
+
+    #[apply]
+    fn frozen(&mut self, e: &Frozen) {
+        self.frozen = Some(e.reason.clone());
+    }
 }
 
 impl Account {
+    fn not_frozen(&self) -> Result<(), AccountError> {
+        match &self.frozen {
+            Some(reason) => Err(AccountError::Frozen(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn usable(&self) -> Result<(), AccountError> {
         match (self.open, self.closed) {
             (_, true) => Err(AccountError::Closed),
@@ -296,6 +341,9 @@ pub struct AccountSummary {
     pub last_activity: Timestamp,
     /// Closed for good.
     pub closed: bool,
+    /// Why money may not leave it, when frozen (absent in older snapshots).
+    #[serde(default)]
+    pub frozen: Option<String>,
 }
 
 #[view(name = "account_summary", version = 1, index = [owner])]

@@ -3,4 +3,5 @@
 
 pub mod bank;
 pub mod cart;
+pub mod fraud;
 pub mod progress;

@@ -3,6 +3,7 @@
 //! methods. It keeps references to the user's syn nodes so every error and
 //! every generated call can be spanned on the user's tokens.
 
+mod consumer;
 pub(crate) mod shape;
 mod view;
 
@@ -13,6 +14,7 @@ use syn::{DeriveInput, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, Item
 use crate::attr::{EntityArgs, EventAttrs, Role, method_role};
 use crate::ctxt::Ctxt;
 
+pub(crate) use consumer::{Consumer, Handler as ConsumerHandler};
 pub(crate) use view::{On, View};
 
 /// A `#[derive(Event)]` input.

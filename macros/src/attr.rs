@@ -256,6 +256,90 @@ impl ViewArgs {
     }
 }
 
+/// The arguments of `#[consumer(…)]`.
+pub(crate) struct ConsumerArgs {
+    /// The consumer's stable name; the type's ident in snake_case when absent.
+    pub name: Option<LitStr>,
+    /// Handler runs per event before it is parked.
+    pub max_attempts: Option<u32>,
+    /// The first retry's wait, in milliseconds.
+    pub backoff_ms: Option<u64>,
+    /// `order_independent`: a parked event holds back nothing of its stream.
+    pub order_independent: bool,
+}
+
+impl ConsumerArgs {
+    /// Reads the arguments of `#[consumer(…)]`, every key, past mistakes.
+    pub(crate) fn parse(args: TokenStream, cx: &Ctxt) -> Self {
+        let mut name = Slot::new(cx, "consumer", "name");
+        let mut max_attempts = Slot::new(cx, "consumer", "max_attempts");
+        let mut backoff_ms = Slot::new(cx, "consumer", "backoff_ms");
+        let mut order_independent = Slot::new(cx, "consumer", "order_independent");
+
+        let parser = syn::meta::parser(|meta| {
+            let number = |what: &'static str| {
+                move |input: ParseStream<'_>| {
+                    input
+                        .parse::<LitInt>()
+                        .map_err(|e| syn::Error::new(e.span(), format!("`{what}` is a number: write `{what} = 5`")))
+                }
+            };
+            if meta.path.is_ident("name") {
+                if let Some(lit) = value(&meta, cx, |input| input.parse::<LitStr>())? {
+                    name.set(&meta.path, lit);
+                }
+            } else if meta.path.is_ident("max_attempts") {
+                if let Some(lit) = value(&meta, cx, number("max_attempts"))? {
+                    match lit.base10_parse::<u32>() {
+                        Ok(0) => cx.error_spanned_by(
+                            &lit,
+                            "`max_attempts` counts handler runs, so it is at least 1: write `max_attempts = 1` to park an event after its first failure",
+                        ),
+                        Ok(v) => max_attempts.set(&meta.path, v),
+                        Err(e) => cx.syn_error(e),
+                    }
+                }
+            } else if meta.path.is_ident("backoff_ms") {
+                if let Some(lit) = value(&meta, cx, number("backoff_ms"))? {
+                    match lit.base10_parse::<u64>() {
+                        Ok(v) => backoff_ms.set(&meta.path, v),
+                        Err(e) => cx.syn_error(e),
+                    }
+                }
+            } else if meta.path.is_ident("order_independent") {
+                if meta.input.peek(Token![=]) {
+                    cx.error_spanned_by(
+                        &meta.path,
+                        "`order_independent` is a flag: write `#[consumer(order_independent)]`",
+                    );
+                    skip_value(&meta)?;
+                } else {
+                    order_independent.set(&meta.path, true);
+                }
+            } else {
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "unknown key `{}` in `#[consumer(…)]`: expected `name = \"…\"`, `max_attempts = N`, `backoff_ms = N` or `order_independent`",
+                        path_str(&meta.path)
+                    ),
+                );
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(err) = parser.parse2(args) {
+            cx.syn_error(err);
+        }
+        ConsumerArgs {
+            name: name.get(),
+            max_attempts: max_attempts.get(),
+            backoff_ms: backoff_ms.get(),
+            order_independent: order_independent.get().unwrap_or(false),
+        }
+    }
+}
+
 /// `[field, …]`: the fields `index = …` names.
 fn index_fields(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
     let content;

@@ -11,7 +11,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Data, FnArg, ImplItemFn, Type};
 
-use crate::ast::{Applier, Entity, Event, Handler, On, View, type_ident};
+use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, View, type_ident};
 use crate::ctxt::Ctxt;
 
 /// Runs every structural check on an event struct.
@@ -82,6 +82,143 @@ pub(crate) fn view(v: &View, cx: &Ctxt) {
         on_returns_unit_or_view_op(on, cx);
     }
     on_keys_distinct(v, cx);
+}
+
+/// Runs every structural check on a consumer impl block.
+pub(crate) fn consumer(c: &Consumer, cx: &Ctxt) {
+    if let Some((_, path, for_token)) = &c.item.trait_ {
+        let mut tokens = path.to_token_stream();
+        for_token.to_tokens(&mut tokens);
+        cx.error_spanned_by(
+            tokens,
+            "`#[consumer]` goes on an inherent impl block of the consumer type, not a trait impl: write `#[consumer] impl FraudCheck { … }` without `Trait for`",
+        );
+        return;
+    }
+    if c.ident.is_none() {
+        cx.error_spanned_by(
+            &c.item.self_ty,
+            "`#[consumer]` needs a named type: write `#[consumer] impl FraudCheck { … }` for a struct `FraudCheck`",
+        );
+    }
+    impl_not_generic(
+        c.item,
+        "a consumer cannot be generic: one consumer name keeps one checkpoint, so it names one concrete type. Write `impl FraudCheck { … }`",
+        cx,
+    );
+    consumer_has_on(c, cx);
+    for h in &c.handlers {
+        consumer_on_is_async(h, cx);
+        consumer_on_takes_ref_self(h, cx);
+        not_generic(h.method, "on", cx);
+        consumer_on_params(h, cx);
+        consumer_on_has_no_key(h, cx);
+    }
+    consumer_events_unique(c, cx);
+}
+
+/// A consumer without handlers would follow the log and do nothing.
+fn consumer_has_on(c: &Consumer, cx: &Ctxt) {
+    if c.handlers.is_empty() {
+        cx.error_spanned_by(
+            &c.item.self_ty,
+            "this `#[consumer]` has no `#[on]` method: add one per event type it reacts to, e.g. `#[on] async fn withdrawn(&self, e: &Withdrawn, ctx: &mut ConsumerContext) { … }`",
+        );
+    }
+}
+
+/// A consumer handler does I/O (commands, timers, outside calls), so the
+/// runner awaits it; a synchronous one would block the runtime's thread.
+fn consumer_on_is_async(h: &ConsumerHandler, cx: &Ctxt) {
+    if h.method.sig.asyncness.is_none() {
+        cx.error_spanned_by(
+            h.method.sig.fn_token,
+            "a consumer's `#[on]` is `async`: it sends commands and calls out, and the runner awaits it. Write `async fn`",
+        );
+    }
+}
+
+/// Handlers of one consumer run concurrently for different streams, so they
+/// share the consumer by `&self`; state that must survive lives in entities.
+fn consumer_on_takes_ref_self(h: &ConsumerHandler, cx: &Ctxt) {
+    const FIX: &str = "write `async fn withdrawn(&self, e: &Withdrawn, ctx: &mut ConsumerContext)`";
+    match h.method.sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
+        Some(FnArg::Receiver(r)) => cx.error_spanned_by(
+            r,
+            format!(
+                "a consumer's `#[on]` takes `&self`: handlers of different streams run at once, and what must be remembered belongs in an entity, not in the consumer: {FIX}"
+            ),
+        ),
+        _ => cx.error_spanned_by(
+            &h.method.sig.ident,
+            format!("a consumer's `#[on]` needs a `&self` receiver: {FIX}"),
+        ),
+    }
+}
+
+/// The generated dispatch passes the decoded event by reference and,
+/// optionally, the context; nothing else.
+fn consumer_on_params(h: &ConsumerHandler, cx: &Ctxt) {
+    const FIX: &str = "write `async fn withdrawn(&self, e: &Withdrawn)` or `async fn withdrawn(&self, e: &Withdrawn, ctx: &mut ConsumerContext)`";
+    match h.params.as_slice() {
+        [] => cx.error_spanned_by(
+            &h.method.sig.ident,
+            format!("a consumer's `#[on]` needs the event it handles as a parameter: {FIX}"),
+        ),
+        [ev, rest @ ..] => {
+            match &*ev.ty {
+                Type::Reference(r) if r.mutability.is_none() => {}
+                other => cx.error_spanned_by(
+                    other,
+                    format!("a consumer's `#[on]` takes the event by shared reference (events are never modified): {FIX}"),
+                ),
+            }
+            if let Some(ctx) = rest.first() {
+                let is_mut_context = matches!(&*ctx.ty, Type::Reference(r) if r.mutability.is_some()
+                    && type_ident(&r.elem).is_some_and(|i| i == "ConsumerContext"));
+                if !is_mut_context {
+                    cx.error_spanned_by(
+                        ctx,
+                        "the optional parameter after the event is the consumer's context: write `ctx: &mut ConsumerContext`",
+                    );
+                }
+            }
+            for extra in rest.iter().skip(1) {
+                cx.error_spanned_by(
+                    extra,
+                    "extra parameter: a consumer's `#[on]` takes the event and optionally `ctx: &mut ConsumerContext`: remove it",
+                );
+            }
+        }
+    }
+}
+
+/// `key = …` chooses a view's row; a consumer has no rows.
+fn consumer_on_has_no_key(h: &ConsumerHandler, cx: &Ctxt) {
+    if h.has_key {
+        cx.error_spanned_by(
+            &h.method.sig.ident,
+            "`#[on(key = …)]` chooses a view's row, and a consumer has none: write `#[on]`",
+        );
+    }
+}
+
+/// One event type, one handler: the dispatch would not know which of two to run.
+fn consumer_events_unique(c: &Consumer, cx: &Ctxt) {
+    let mut seen = HashMap::new();
+    for h in &c.handlers {
+        let Some(ev) = h.event() else { continue };
+        let key = ev.to_token_stream().to_string();
+        if let Some(first) = seen.insert(key.clone(), &h.method.sig.ident) {
+            cx.error_spanned_by(
+                &h.method.sig.ident,
+                format!(
+                    "`{key}` already has a handler in this consumer, `{first}`: one event type has one handler; do both things in it"
+                ),
+            );
+        }
+    }
 }
 
 /// Events are structs: one fact, one shape. The entity macro builds the enum

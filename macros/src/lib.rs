@@ -35,3 +35,9 @@ pub fn entity(args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::view::attribute(args.into(), input.into()).into()
 }
+
+/// Documented once, on the re-export `factum::consumer` (the attribute macro).
+#[proc_macro_attribute]
+pub fn consumer(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::consumer::attribute(args.into(), input.into()).into()
+}
