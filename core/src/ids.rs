@@ -205,7 +205,11 @@ mod tests {
     fn consumer_command_ids_are_pinned() {
         let event = Uuid::from_u128(0x5c4e_d01e_0000_4000_8000_0000_0000_0002);
         let first = consumer_command_id("fraud_check", event, 0);
-        assert_eq!(first.to_string(), "72889f09-88cc-4d50-bcf5-af597e9abfcf", "fraud_check, send 0");
+        assert_eq!(
+            first.to_string(),
+            "72889f09-88cc-4d50-bcf5-af597e9abfcf",
+            "fraud_check, send 0"
+        );
         assert_eq!(
             consumer_command_id("fraud_check", event, 1).to_string(),
             "cb271d23-e779-435d-bdc5-5b451922ec7b",
@@ -213,7 +217,10 @@ mod tests {
         );
         assert_ne!(first, consumer_command_id("notifier", event, 0), "per consumer");
         assert_ne!(first, consumer_command_id("fraud_check", COMMAND, 0), "per event");
-        assert_ne!(first, timer_command_id("fraud_check", crate::time::Timestamp::EPOCH, event));
+        assert_ne!(
+            first,
+            timer_command_id("fraud_check", crate::time::Timestamp::EPOCH, event)
+        );
     }
 
     #[test]

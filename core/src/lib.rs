@@ -32,8 +32,8 @@ pub use entity::{Context, Entity};
 pub use event::{DecodeError, Event, EventSet, IntoEvents};
 
 pub use app::{App, AppBuilder};
-pub use consumer::{Consumer, ConsumerContext, ConsumerError, Consumers, Handled};
 pub use command::{CommandError, Committed, EntityRef, LoadError, Recorded, SendOptions};
+pub use consumer::{Consumer, ConsumerContext, ConsumerError, Consumers, Handled};
 pub use env::Env;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -313,7 +313,8 @@ pub mod prelude {
     pub use crate::SqliteStore;
     pub use crate::{
         App, Codec, CommandError, Committed, ConsumerContext, Context, Entity, EntityRef, Event, EventMeta,
-        EventSet, Handled, ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, consumer, entity, view,
+        EventSet, Handled, ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, consumer, entity,
+        view,
     };
 }
 

@@ -341,9 +341,6 @@ pub struct AccountSummary {
     pub last_activity: Timestamp,
     /// Closed for good.
     pub closed: bool,
-    /// Why money may not leave it, when frozen (absent in older snapshots).
-    #[serde(default)]
-    pub frozen: Option<String>,
 }
 
 #[view(name = "account_summary", version = 1, index = [owner])]

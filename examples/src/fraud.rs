@@ -17,7 +17,11 @@ pub struct FraudCheck {
 #[consumer(name = "fraud_check")]
 impl FraudCheck {
     #[on]
-    async fn withdrawn(&self, e: &Withdrawn, ctx: &mut ConsumerContext) -> Result<(), CommandError<AccountError>> {
+    async fn withdrawn(
+        &self,
+        e: &Withdrawn,
+        ctx: &mut ConsumerContext,
+    ) -> Result<(), CommandError<AccountError>> {
         self.check(e.amount, "withdrew", ctx).await
     }
 

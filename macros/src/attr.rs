@@ -279,9 +279,9 @@ impl ConsumerArgs {
         let parser = syn::meta::parser(|meta| {
             let number = |what: &'static str| {
                 move |input: ParseStream<'_>| {
-                    input
-                        .parse::<LitInt>()
-                        .map_err(|e| syn::Error::new(e.span(), format!("`{what}` is a number: write `{what} = 5`")))
+                    input.parse::<LitInt>().map_err(|e| {
+                        syn::Error::new(e.span(), format!("`{what}` is a number: write `{what} = 5`"))
+                    })
                 }
             };
             if meta.path.is_ident("name") {

@@ -2,16 +2,18 @@
 //! `MemoryStore`, `SqliteStore` (JSON and Postcard), and `PostgresStore` (JSON
 //! and Postcard) when `FACTUM_PG_URL` is set, each test in its own schema.
 //! Timers join it: each backend's timer store (memory, the events' SQLite
-//! file, the events' PostgreSQL schema) passes the same timer cases.
+//! file, the events' PostgreSQL schema) passes the same timer cases, and so
+//! does each backend's consumer store (checkpoints and dead letters).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use factum::postgres::{PostgresStore, PostgresTimerStore};
+use factum::consumer::{ConsumerStore, ConsumerStoreError, DeadLetter, LetterState, MemoryConsumerStore};
+use factum::postgres::{PostgresConsumerStore, PostgresStore, PostgresTimerStore};
 use factum::process::Subscription;
-use factum::sqlite::{SqliteStore, SqliteTimerStore, Synchronous};
+use factum::sqlite::{SqliteConsumerStore, SqliteStore, SqliteTimerStore, Synchronous};
 use factum::store::{AppendRequest, EventMetadata, EventStore, NewEvent, Snapshot, StoreError};
 use factum::timer::{FiringOutcome, MemoryTimerStore, TimerStore};
 use factum::{App, ManualClock, TimerError};
@@ -36,6 +38,7 @@ enum Kind {
 struct Backend {
     store: Arc<dyn EventStore>,
     timers: Arc<dyn TimerStore>,
+    consumers: Arc<dyn ConsumerStore>,
     kind: Kind,
     _dir: Option<tempfile::TempDir>,
 }
@@ -49,6 +52,7 @@ impl Backend {
         Some(Backend {
             store: Arc::new(MemoryStore::new()),
             timers: Arc::new(MemoryTimerStore::new()),
+            consumers: Arc::new(MemoryConsumerStore::new()),
             kind: Kind::Memory,
             _dir: None,
         })
@@ -66,6 +70,7 @@ impl Backend {
         Some(Backend {
             store: Arc::new(store),
             timers: Arc::new(SqliteTimerStore::open(&path).expect("open the sqlite timer store")),
+            consumers: Arc::new(SqliteConsumerStore::open(&path).expect("open the sqlite consumer store")),
             kind: Kind::Sqlite(path),
             _dir: Some(dir),
         })
@@ -92,9 +97,13 @@ impl Backend {
         let timers = PostgresTimerStore::connect_in_schema(&url, &schema)
             .await
             .expect("connect the postgres timer store");
+        let consumers = PostgresConsumerStore::connect_in_schema(&url, &schema)
+            .await
+            .expect("connect the postgres consumer store");
         Some(Backend {
             store: Arc::new(store),
             timers: Arc::new(timers),
+            consumers: Arc::new(consumers),
             kind: Kind::Postgres { url, schema },
             _dir: None,
         })
@@ -171,10 +180,11 @@ impl Backend {
         let Backend {
             store,
             timers,
+            consumers,
             kind,
             _dir,
         } = self;
-        drop((store, timers));
+        drop((store, timers, consumers));
         if let Kind::Postgres { url, schema } = kind {
             let client = pg_client(&url).await;
             client
@@ -1283,6 +1293,167 @@ async fn ten_thousand_pending_timers_fire_within_one_virtual_second_each_once(b:
     );
 }
 
+// ------------------------------------------------------- consumer stores
+
+fn dead_letter(consumer: &str, position: u64, stream_id: &str, state: LetterState) -> DeadLetter {
+    DeadLetter {
+        consumer: consumer.to_owned(),
+        position,
+        stream_type: "account".to_owned(),
+        stream_id: stream_id.to_owned(),
+        version: position,
+        event_type: "account.deposited".to_owned(),
+        event_id: Uuid::from_u128(u128::from(position) + 1),
+        state,
+        attempts: 3,
+        error: format!("refused at {position}"),
+        reason: None,
+        recorded_at: Timestamp::from_secs(10),
+        updated_at: Timestamp::from_secs(10),
+    }
+}
+
+async fn a_consumer_checkpoint_moves_by_compare_and_set_with_its_letters(b: &Backend) {
+    let c = &b.consumers;
+    assert_eq!(
+        c.checkpoint("ledger").await.unwrap(),
+        0,
+        "a new consumer starts at 0"
+    );
+    let parked = dead_letter("ledger", 3, "a", LetterState::Parked);
+    let held = dead_letter("ledger", 5, "a", LetterState::Held);
+    c.commit("ledger", 0, 5, vec![parked.clone(), held.clone()])
+        .await
+        .unwrap();
+    c.commit(
+        "other",
+        0,
+        2,
+        vec![dead_letter("other", 1, "z", LetterState::Skipped)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(c.checkpoint("ledger").await.unwrap(), 5);
+
+    // A runner that lost the lease commits from a stale checkpoint: refused, nothing written.
+    let stale = c
+        .commit(
+            "ledger",
+            0,
+            9,
+            vec![dead_letter("ledger", 8, "b", LetterState::Parked)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            stale,
+            ConsumerStoreError::CheckpointMoved {
+                expected: 0,
+                found: 5,
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    assert_eq!(c.checkpoint("ledger").await.unwrap(), 5);
+    let all = c.letters("ledger", None, None, 100).await.unwrap();
+    assert_eq!(
+        all,
+        vec![parked.clone(), held.clone()],
+        "the refused commit's letter is not there"
+    );
+    assert_eq!(
+        c.checkpoints().await.unwrap(),
+        vec![("ledger".to_owned(), 5), ("other".to_owned(), 2)]
+    );
+
+    // Filters: by state, after a position, a limit.
+    let only_held = c
+        .letters("ledger", Some(&[LetterState::Held]), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(only_held, vec![held.clone()]);
+    assert_eq!(
+        c.letters("ledger", None, Some(3), 100).await.unwrap(),
+        vec![held.clone()]
+    );
+    assert_eq!(
+        c.letters("ledger", None, None, 1).await.unwrap(),
+        vec![parked.clone()]
+    );
+
+    // An update checks the state it expects.
+    let mut redrive = parked.clone();
+    redrive.state = LetterState::Redrive;
+    redrive.updated_at = Timestamp::from_secs(20);
+    let moved = c.update(redrive.clone(), LetterState::Held).await.unwrap_err();
+    assert!(
+        matches!(
+            moved,
+            ConsumerStoreError::LetterMoved {
+                found: LetterState::Parked,
+                ..
+            }
+        ),
+        "{moved}"
+    );
+    c.update(redrive.clone(), LetterState::Parked).await.unwrap();
+    let mut discarded = held.clone();
+    discarded.state = LetterState::Discarded;
+    discarded.reason = Some("entered by hand".to_owned());
+    c.update(discarded.clone(), LetterState::Held).await.unwrap();
+    assert_eq!(
+        c.letters("ledger", None, None, 100).await.unwrap(),
+        vec![redrive, discarded]
+    );
+    let missing = c
+        .update(
+            dead_letter("ledger", 4, "a", LetterState::Parked),
+            LetterState::Parked,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, ConsumerStoreError::NoLetter { position: 4, .. }),
+        "{missing}"
+    );
+
+    // The next batch moves on from where the last one left.
+    c.commit("ledger", 5, 12, Vec::new()).await.unwrap();
+    assert_eq!(c.checkpoint("ledger").await.unwrap(), 12);
+    assert!(
+        c.try_lease("ledger").await.unwrap().is_some(),
+        "the first runner gets the lease"
+    );
+}
+
+async fn a_damaged_dead_letter_is_reported_naming_its_row(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        return; // nothing to damage behind the store's back
+    }
+    b.consumers
+        .commit(
+            "ledger",
+            0,
+            3,
+            vec![dead_letter("ledger", 3, "a", LetterState::Parked)],
+        )
+        .await
+        .unwrap();
+    b.tamper(
+        "UPDATE factum_dead_letters SET state = 'lost' WHERE position = 3",
+        "UPDATE {s}.factum_dead_letters SET state = 'lost' WHERE position = 3",
+    )
+    .await;
+    let error = b.consumers.letters("ledger", None, None, 10).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("consumer ledger position 3") && text.contains("state"),
+        "{text}"
+    );
+}
+
 // ------------------------------------------------------- one test per pair
 
 macro_rules! backend_tests {
@@ -1336,6 +1507,8 @@ conformance!(memory, sqlite, sqlite_postcard; postgres: postgres, postgres_postc
     an_undecodable_timer_is_reported_not_dropped_until_registered,
     timers_scheduled_before_a_restart_fire_after_it,
     ten_thousand_pending_timers_fire_within_one_virtual_second_each_once,
+    a_consumer_checkpoint_moves_by_compare_and_set_with_its_letters,
+    a_damaged_dead_letter_is_reported_naming_its_row,
 ]);
 
 // ------------------------------------------------------- backend specifics

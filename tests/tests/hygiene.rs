@@ -165,6 +165,29 @@ mod shadowed {
         }
     }
 
+    /// Counts additions: a consumer whose generated dispatch must not reach
+    /// for the shadowed names either.
+    pub struct Tally(pub ::std::sync::Arc<::std::sync::atomic::AtomicU64>);
+
+    #[::factum::consumer(name = "hygiene.tally", max_attempts = 2, backoff_ms = 1)]
+    impl Tally {
+        #[on]
+        async fn added(
+            &self,
+            e: &AddedV2,
+            ctx: &mut ::factum::ConsumerContext,
+        ) -> ::core::result::Result<(), &'static str> {
+            let _ = ctx.attempt();
+            self.0.fetch_add(e.by, ::std::sync::atomic::Ordering::SeqCst);
+            ::core::result::Result::Ok(())
+        }
+
+        #[on]
+        async fn reset(&self, _e: &Reset) -> ::factum::Handled {
+            ::factum::Handled::Skip(::std::string::ToString::to_string("resets are not counted"))
+        }
+    }
+
     /// Uses the names so the shadowing items are not merely declared.
     pub fn check(ctx: &Context) -> u64 {
         let mut counter = <Counter as ::core::default::Default>::default();
@@ -224,4 +247,31 @@ fn a_view_in_a_module_that_shadows_the_prelude_compiles_and_folds() {
         [("c-1", 5, 2), ("test-0", 6, 2), ("test-1", 3, 1)],
         "c-2 was deleted by Reset"
     );
+}
+
+#[tokio::test]
+async fn a_consumer_in_a_module_that_shadows_the_prelude_compiles_and_handles() {
+    use factum::Consumer;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    assert_eq!(<shadowed::Tally as Consumer>::NAME, "hygiene.tally");
+    assert_eq!(
+        <shadowed::Tally as Consumer>::EVENT_TYPES,
+        ["counter.added", "Reset"]
+    );
+    assert_eq!(<shadowed::Tally as Consumer>::MAX_ATTEMPTS, 2);
+    let app = factum::App::in_memory();
+    app.entity::<shadowed::Counter>("c-1")
+        .send(shadowed::Add(4))
+        .await
+        .unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    let tally = app
+        .consumers()
+        .start(shadowed::Tally(total.clone()))
+        .await
+        .unwrap();
+    tally.wait_idle().await.unwrap();
+    assert_eq!(total.load(Ordering::SeqCst), 4);
 }

@@ -65,7 +65,10 @@ impl LetterState {
     /// True while the letter still has to run (parked, held, or asked to
     /// redrive): its stream waits behind it, unless the consumer is order-independent.
     pub fn is_open(self) -> bool {
-        matches!(self, LetterState::Parked | LetterState::Held | LetterState::Redrive)
+        matches!(
+            self,
+            LetterState::Parked | LetterState::Held | LetterState::Redrive
+        )
     }
 }
 
@@ -131,7 +134,9 @@ pub enum ConsumerStoreError {
     },
     /// The letter is no longer in the state the update expected (someone
     /// else changed it first). Nothing was changed.
-    #[error("consumer {consumer}: the dead letter at position {position} is {found}, not {expected} as expected")]
+    #[error(
+        "consumer {consumer}: the dead letter at position {position} is {found}, not {expected} as expected"
+    )]
     LetterMoved {
         /// The consumer.
         consumer: String,
@@ -269,7 +274,10 @@ impl LetterRow {
     pub(crate) fn check(self, backend: &'static str) -> Result<DeadLetter, ConsumerStoreError> {
         let row = format!("consumer {} position {}", self.consumer, self.position);
         let bad = |column: &str, what: &str| {
-            ConsumerStoreError::corrupt(backend, format!("factum_dead_letters, {row}: column {column} {what}"))
+            ConsumerStoreError::corrupt(
+                backend,
+                format!("factum_dead_letters, {row}: column {column} {what}"),
+            )
         };
         let unsigned = |v: i64, column: &str| u64::try_from(v).map_err(|_| bad(column, "is negative"));
         Ok(DeadLetter {

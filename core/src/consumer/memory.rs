@@ -43,7 +43,12 @@ impl ConsumerStore for MemoryConsumerStore {
     }
 
     async fn checkpoints(&self) -> Result<Vec<(String, u64)>, ConsumerStoreError> {
-        let mut all: Vec<_> = self.lock().checkpoints.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut all: Vec<_> = self
+            .lock()
+            .checkpoints
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         all.sort();
         Ok(all)
     }
@@ -66,7 +71,9 @@ impl ConsumerStore for MemoryConsumerStore {
         }
         inner.checkpoints.insert(consumer.to_owned(), to);
         for letter in letters {
-            inner.letters.insert((consumer.to_owned(), letter.position), letter);
+            inner
+                .letters
+                .insert((consumer.to_owned(), letter.position), letter);
         }
         Ok(())
     }

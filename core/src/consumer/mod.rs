@@ -216,7 +216,10 @@ impl fmt::Debug for ConsumerContext {
         f.debug_struct("ConsumerContext")
             .field("consumer", &self.consumer)
             .field("position", &self.record.position)
-            .field("stream", &format_args!("{}/{}", self.record.stream_type, self.record.stream_id))
+            .field(
+                "stream",
+                &format_args!("{}/{}", self.record.stream_type, self.record.stream_id),
+            )
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }
@@ -283,7 +286,10 @@ impl ConsumerContext {
         command: impl Into<E::Command>,
     ) -> Result<Committed<E>, CommandError<E::Error>> {
         let options = self.next_options();
-        self.commands.entity::<E>(entity_id).send_with(command, options).await
+        self.commands
+            .entity::<E>(entity_id)
+            .send_with(command, options)
+            .await
     }
 
     /// The entity `E` with this id, to read its state (send through
@@ -342,7 +348,9 @@ pub enum ConsumerError {
         name: String,
     },
     /// Two consumer types share a name, so they would share a checkpoint.
-    #[error("two consumers are named `{name}`: {first} and {second}; give one another `#[consumer(name = …)]`")]
+    #[error(
+        "two consumers are named `{name}`: {first} and {second}; give one another `#[consumer(name = …)]`"
+    )]
     DuplicateName {
         /// The shared name.
         name: &'static str,
@@ -381,7 +389,9 @@ pub enum ConsumerError {
         name: String,
     },
     /// A dead letter is not in a state that allows the operation.
-    #[error("consumer {consumer}: the dead letter at position {position} is {state}, so it cannot be {action}")]
+    #[error(
+        "consumer {consumer}: the dead letter at position {position} is {state}, so it cannot be {action}"
+    )]
     LetterState {
         /// The consumer.
         consumer: String,

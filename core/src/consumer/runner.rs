@@ -82,7 +82,12 @@ impl std::fmt::Debug for Consumers {
 }
 
 impl Consumers {
-    pub(crate) fn new(env: Env, commands: Arc<Commands>, timers: Arc<Timers>, settings: ConsumerSettings) -> Self {
+    pub(crate) fn new(
+        env: Env,
+        commands: Arc<Commands>,
+        timers: Arc<Timers>,
+        settings: ConsumerSettings,
+    ) -> Self {
         let backend = env.store().backend();
         // A memory log gets memory checkpoints; a durable log needs a durable store.
         let store = settings.store.or_else(|| {
@@ -119,8 +124,12 @@ impl Consumers {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running
             .get(name)
-            .map(|shared| ConsumerHandle { shared: shared.clone() })
-            .ok_or_else(|| ConsumerError::Unknown { name: name.to_owned() })
+            .map(|shared| ConsumerHandle {
+                shared: shared.clone(),
+            })
+            .ok_or_else(|| ConsumerError::Unknown {
+                name: name.to_owned(),
+            })
     }
 
     /// Starts `consumer` from its stored checkpoint (the start of the log for
@@ -135,7 +144,9 @@ impl Consumers {
                 name: C::NAME.to_owned(),
             });
         }
-        if let Some(other) = registered().find(|r| r.name == C::NAME && !r.rust_type.ends_with(short(rust_type))) {
+        if let Some(other) =
+            registered().find(|r| r.name == C::NAME && !r.rust_type.ends_with(short(rust_type)))
+        {
             return Err(ConsumerError::DuplicateName {
                 name: C::NAME,
                 first: other.rust_type,
@@ -181,8 +192,16 @@ impl Consumers {
         Ok(ConsumerHandle { shared })
     }
 
-    fn running_as(&self, name: &'static str, rust_type: &'static str) -> Option<Result<ConsumerHandle, ConsumerError>> {
-        running_as(&self.running.lock().unwrap_or_else(|e| e.into_inner()), name, rust_type)
+    fn running_as(
+        &self,
+        name: &'static str,
+        rust_type: &'static str,
+    ) -> Option<Result<ConsumerHandle, ConsumerError>> {
+        running_as(
+            &self.running.lock().unwrap_or_else(|e| e.into_inner()),
+            name,
+            rust_type,
+        )
     }
 }
 
@@ -198,7 +217,9 @@ fn running_as(
 ) -> Option<Result<ConsumerHandle, ConsumerError>> {
     let shared = running.get(name)?;
     Some(if shared.rust_type == rust_type {
-        Ok(ConsumerHandle { shared: shared.clone() })
+        Ok(ConsumerHandle {
+            shared: shared.clone(),
+        })
     } else {
         Err(ConsumerError::DuplicateName {
             name,
@@ -234,7 +255,11 @@ impl Stats {
     fn record(&mut self, handled: u64) {
         let now = Instant::now();
         self.recent.push_back((now, handled));
-        while self.recent.front().is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
             self.recent.pop_front();
         }
     }
@@ -328,11 +353,17 @@ impl ConsumerHandle {
     /// node runs the consumer) the letters asked to redrive, and the held ones
     /// nothing blocks, have run. Never sleeps on time: it wakes on the runner.
     pub async fn wait_idle(&self) -> Result<(), ConsumerError> {
-        let head = self.shared.env.store().head().await.map_err(|source| ConsumerError::Log {
-            consumer: self.shared.name,
-            position: 0,
-            source,
-        })?;
+        let head = self
+            .shared
+            .env
+            .store()
+            .head()
+            .await
+            .map_err(|source| ConsumerError::Log {
+                consumer: self.shared.name,
+                position: 0,
+                source,
+            })?;
         self.wait_for(head).await?;
         if self.shared.progress.is_runner() {
             // A pass that began before this call may have missed a change made just
@@ -353,7 +384,10 @@ impl ConsumerHandle {
     }
 
     /// The consumer's dead letters in position order, only those in `states` when given.
-    pub async fn dead_letters(&self, states: Option<&[LetterState]>) -> Result<Vec<DeadLetter>, ConsumerError> {
+    pub async fn dead_letters(
+        &self,
+        states: Option<&[LetterState]>,
+    ) -> Result<Vec<DeadLetter>, ConsumerError> {
         let mut out: Vec<DeadLetter> = Vec::new();
         loop {
             let page = self
@@ -457,7 +491,12 @@ impl ConsumerHandle {
             .update(letter, expected)
             .await
             .map_err(self.storage())?;
-        tracing::warn!(consumer = self.shared.name, position, reason, "dead letter discarded");
+        tracing::warn!(
+            consumer = self.shared.name,
+            position,
+            reason,
+            "dead letter discarded"
+        );
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -474,9 +513,19 @@ impl ConsumerHandle {
         let checkpoint = shared.progress.checkpoint();
         let head = shared.env.store().head().await.map_err(log)?;
         let lag_seconds = if head > checkpoint {
-            let next = shared.env.store().read_all(checkpoint + 1, 1).await.map_err(log)?;
+            let next = shared
+                .env
+                .store()
+                .read_all(checkpoint + 1, 1)
+                .await
+                .map_err(log)?;
             next.first().map_or(0.0, |e| {
-                shared.env.clock().now().since(e.metadata.recorded_at).as_secs_f64()
+                shared
+                    .env
+                    .clock()
+                    .now()
+                    .since(e.metadata.recorded_at)
+                    .as_secs_f64()
             })
         } else {
             0.0
@@ -575,7 +624,12 @@ impl<C: Consumer> Runner<C> {
     }
 
     async fn lead(&mut self, lease: &dyn Lease) -> Result<Led, ConsumerError> {
-        let mut checkpoint = self.shared.store.checkpoint(C::NAME).await.map_err(self.storage())?;
+        let mut checkpoint = self
+            .shared
+            .store
+            .checkpoint(C::NAME)
+            .await
+            .map_err(self.storage())?;
         self.shared.progress.publish(checkpoint);
         let mut scan = true;
         loop {
@@ -590,11 +644,15 @@ impl<C: Consumer> Runner<C> {
                 self.shared.scans.send_modify(|n| *n += 1);
                 scan = false;
             }
-            let records = self.tail.read_after(checkpoint).await.map_err(|source| ConsumerError::Log {
-                consumer: C::NAME,
-                position: checkpoint + 1,
-                source,
-            })?;
+            let records = self
+                .tail
+                .read_after(checkpoint)
+                .await
+                .map_err(|source| ConsumerError::Log {
+                    consumer: C::NAME,
+                    position: checkpoint + 1,
+                    source,
+                })?;
             let Some(to) = records.last().map(|r| r.position) else {
                 tokio::select! {
                     waited = self.tail.wait(IDLE_WAIT) => waited.map_err(|source| ConsumerError::Log {
@@ -612,27 +670,40 @@ impl<C: Consumer> Runner<C> {
             };
             let (letters, handled) = self.run_batch(records).await?;
             let parked = letters.iter().filter(|l| l.state == LetterState::Parked).count();
-            crate::fault::point("consumer.commit.before").map_err(|f| ConsumerError::storage(C::NAME)(f.into()))?;
+            crate::fault::point("consumer.commit.before")
+                .map_err(|f| ConsumerError::storage(C::NAME)(f.into()))?;
             match self.shared.store.commit(C::NAME, checkpoint, to, letters).await {
                 Ok(()) => checkpoint = to,
                 Err(ConsumerStoreError::CheckpointMoved { found, .. }) => {
                     // Another runner got there first: its effects stand (and ours are
                     // de-duplicated commands); continue from where it is.
-                    tracing::warn!(consumer = C::NAME, expected = checkpoint, found, "checkpoint moved under us");
+                    tracing::warn!(
+                        consumer = C::NAME,
+                        expected = checkpoint,
+                        found,
+                        "checkpoint moved under us"
+                    );
                     checkpoint = found;
                     scan = true;
                     continue;
                 }
                 Err(e) => return Err(ConsumerError::storage(C::NAME)(e)),
             }
-            crate::fault::point("consumer.commit.after").map_err(|f| ConsumerError::storage(C::NAME)(f.into()))?;
+            crate::fault::point("consumer.commit.after")
+                .map_err(|f| ConsumerError::storage(C::NAME)(f.into()))?;
             self.shared.handled.fetch_add(handled, Ordering::Relaxed);
             self.shared
                 .stats
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .record(handled);
-            tracing::debug!(consumer = C::NAME, checkpoint, handled, parked, "consumer batch committed");
+            tracing::debug!(
+                consumer = C::NAME,
+                checkpoint,
+                handled,
+                parked,
+                "consumer batch committed"
+            );
             self.shared.progress.publish(checkpoint);
             self.shared.progress.progressed();
         }
@@ -640,7 +711,10 @@ impl<C: Consumer> Runner<C> {
 
     /// Runs the handlers of one batch; returns the letters to record with its
     /// checkpoint and how many events were handled.
-    async fn run_batch(&mut self, records: Vec<RecordedEvent>) -> Result<(Vec<DeadLetter>, u64), ConsumerError> {
+    async fn run_batch(
+        &mut self,
+        records: Vec<RecordedEvent>,
+    ) -> Result<(Vec<DeadLetter>, u64), ConsumerError> {
         let mut streams: Vec<((String, String), Vec<RecordedEvent>)> = Vec::new();
         let mut index: HashMap<(String, String), usize> = HashMap::new();
         for record in records {
@@ -664,7 +738,12 @@ impl<C: Consumer> Runner<C> {
             handled += events.len() as u64;
             if !C::ORDER_INDEPENDENT && self.open.contains(&key) {
                 for record in events {
-                    letters.push(held(C::NAME, &record, now, "an earlier event of its stream is a dead letter"));
+                    letters.push(held(
+                        C::NAME,
+                        &record,
+                        now,
+                        "an earlier event of its stream is a dead letter",
+                    ));
                 }
                 continue;
             }
@@ -685,9 +764,14 @@ impl<C: Consumer> Runner<C> {
                     let (outcome, attempts) = runner.run(&record, 0).await;
                     match outcome {
                         Outcome::Done => {}
-                        Outcome::Skipped(reason) => {
-                            letters.push(letter(C::NAME, &record, LetterState::Skipped, attempts, reason, now))
-                        }
+                        Outcome::Skipped(reason) => letters.push(letter(
+                            C::NAME,
+                            &record,
+                            LetterState::Skipped,
+                            attempts,
+                            reason,
+                            now,
+                        )),
                         Outcome::Parked(error) => {
                             tracing::warn!(
                                 consumer = C::NAME,
@@ -703,7 +787,14 @@ impl<C: Consumer> Runner<C> {
                             if !C::ORDER_INDEPENDENT {
                                 blocked = Some(record.position);
                             }
-                            letters.push(letter(C::NAME, &record, LetterState::Parked, attempts, error, now));
+                            letters.push(letter(
+                                C::NAME,
+                                &record,
+                                LetterState::Parked,
+                                attempts,
+                                error,
+                                now,
+                            ));
                         }
                     }
                 }
@@ -732,7 +823,12 @@ impl<C: Consumer> Runner<C> {
         if let Some(last) = letters.iter().find(|l| l.state == LetterState::Parked) {
             self.shared.progress.set_last_error(format!(
                 "consumer {}: parked the event at position {} ({}/{} version {}): {}",
-                C::NAME, last.position, last.stream_type, last.stream_id, last.version, last.error
+                C::NAME,
+                last.position,
+                last.stream_type,
+                last.stream_id,
+                last.version,
+                last.error
             ));
         }
         letters.sort_by_key(|l| l.position);

@@ -16,6 +16,8 @@ pub(crate) const VIEW_LOCKS: i32 = 0x6661_6374;
 /// The first key of the timer runner's advisory lock ("ftmr"); the second is the schema's hash,
 /// so the timers of two schemas on one database have two runners.
 pub(crate) const TIMER_LOCKS: i32 = 0x6674_6d72;
+/// The advisory-lock class of consumer runners ("fcon"); the key is the schema and consumer name.
+pub(crate) const CONSUMER_LOCKS: i32 = 0x6663_6f6e;
 
 /// A client and whether its connection task has ended.
 pub(crate) struct Conn {

@@ -158,7 +158,9 @@ impl ConsumerStore for SqliteConsumerStore {
     async fn checkpoints(&self) -> Result<Vec<(String, u64)>, ConsumerStoreError> {
         self.with(false, |c| {
             let rows: Vec<(String, i64)> = c
-                .prepare_cached("SELECT consumer, position FROM factum_consumer_checkpoints ORDER BY consumer")
+                .prepare_cached(
+                    "SELECT consumer, position FROM factum_consumer_checkpoints ORDER BY consumer",
+                )
                 .and_then(|mut s| {
                     s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<Result<_, _>>()
@@ -280,7 +282,11 @@ impl ConsumerStore for SqliteConsumerStore {
                 // The states are factum's own names, never user input.
                 Some(states) => format!(
                     "AND state IN ({})",
-                    states.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+                    states
+                        .iter()
+                        .map(|s| format!("'{s}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 None => String::new(),
             };

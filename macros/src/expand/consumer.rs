@@ -69,10 +69,11 @@ fn expand(c: &Consumer) -> TokenStream {
         .args
         .backoff_ms
         .map(|ms| quote!(const BACKOFF: ::core::time::Duration = ::core::time::Duration::from_millis(#ms);));
-    let order_independent = c
-        .args
-        .order_independent
-        .then(|| quote!(const ORDER_INDEPENDENT: bool = true;));
+    let order_independent = c.args.order_independent.then(|| {
+        quote!(
+            const ORDER_INDEPENDENT: bool = true;
+        )
+    });
     let name_assert = name_assert(c);
     let rust_type = ident.unraw().to_string();
     quote! {
@@ -150,7 +151,9 @@ fn name_assert(c: &Consumer) -> TokenStream {
     let (span, message) = match (&c.args.name, c.ident) {
         (Some(lit), _) => (
             lit.span(),
-            format!("invalid consumer name {name:?}: {NAME_RULE}. Write a name such as `name = \"fraud_check\"`"),
+            format!(
+                "invalid consumer name {name:?}: {NAME_RULE}. Write a name such as `name = \"fraud_check\"`"
+            ),
         ),
         (None, ident) => (
             ident.map_or_else(|| c.item.self_ty.span(), Ident::span),
