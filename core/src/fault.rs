@@ -121,6 +121,7 @@ mod on {
         ("view.commit.after", true),
         ("consumer.commit.before", true),
         ("consumer.commit.after", true),
+        ("producer.commit.before", true),
     ];
 
     /// The environment variable a process reads its rules from.

@@ -12,6 +12,8 @@ pub mod env;
 pub mod event;
 pub mod fault;
 pub mod ids;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod process;

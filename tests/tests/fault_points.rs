@@ -24,6 +24,15 @@ use factum_tests::views::{Scored, Tally, append, fold_log, write_log};
 
 /// Events per view transaction in these tests.
 const BATCH: usize = 7;
+
+/// A consumer of the test log that does nothing: its batches pass the consumer points.
+struct Counter;
+
+#[factum::consumer(name = "fault_points.counter")]
+impl Counter {
+    #[on]
+    async fn scored(&self, _e: &Scored) {}
+}
 /// Long enough that only a hang reaches it: a guard, not a timing assertion.
 const HANG: Duration = Duration::from_secs(60);
 
@@ -172,6 +181,21 @@ fn every_point_is_reached_by_the_operation_it_names() {
             let expected_inside = if inside { commits } else { 0 };
             assert_eq!(fault::hits("view.commit.inside"), expected_inside, "{backend}");
         }
+        // Given a log, when a consumer handles it in batches of 7 ...
+        let log: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        write_log(&*log, 50, 5).await;
+        let head = log.head().await.expect("head");
+        let app = App::builder().shared_store(log).consumer_batch(BATCH).build();
+        fault::disarm_all();
+        let counter = app.consumers().start(Counter).await.expect("start the consumer");
+        tokio::time::timeout(HANG, counter.wait_for(head))
+            .await
+            .expect("not hung")
+            .expect("caught up");
+        // ... then every batch passed the consumer points.
+        let batches = head.div_ceil(BATCH as u64);
+        assert_eq!(fault::hits("consumer.commit.before"), batches);
+        assert_eq!(fault::hits("consumer.commit.after"), batches);
     });
     // Every point of the table is one of those.
     let points: Vec<&str> = fault::POINTS.iter().map(|(p, _)| *p).collect();
@@ -183,7 +207,11 @@ fn every_point_is_reached_by_the_operation_it_names() {
             "snapshot.save.before",
             "view.commit.before",
             "view.commit.inside",
-            "view.commit.after"
+            "view.commit.after",
+            "consumer.commit.before",
+            "consumer.commit.after",
+            // Reached by the NATS producer, in `nats_producer.rs`.
+            "producer.commit.before",
         ]
     );
 }
