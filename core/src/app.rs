@@ -297,6 +297,12 @@ impl App {
         &self.inner.timers
     }
 
+    /// The command side, for subsystems outside this module tree (the NATS topic consumer).
+    #[cfg(feature = "nats")]
+    pub(crate) fn commands(&self) -> Arc<Commands> {
+        self.inner.commands.clone()
+    }
+
     /// This app's consumers: start them, see their status and dead letters.
     pub fn consumers(&self) -> &Consumers {
         &self.inner.consumers

@@ -38,11 +38,13 @@
 //! ```
 
 mod producer;
+mod topic;
 
 /// The NATS client factum publishes with, re-exported so an app need not pin its own.
 pub use async_nats;
 
 pub use producer::{Outgoing, Producer, ProducerError, ProducerHandle, subject_token};
+pub use topic::{TopicConsumer, TopicContext, TopicHandler};
 
 /// The header naming the producer that published a message.
 pub const PRODUCER_HEADER: &str = "Factum-Producer";

@@ -101,6 +101,23 @@ pub enum ProducerError {
         /// Its `Factum-Producer` header, if any.
         found: Option<String>,
     },
+    /// The stream's last message is not the event this log holds at its position:
+    /// the stream was filled from another log.
+    #[error(
+        "producer {producer}: the last message of JetStream stream {stream} is {message_id:?} at log position {position}, but this log holds {event_id:?} there: the stream was filled from another log; give this log a stream of its own"
+    )]
+    ForeignLog {
+        /// The producer.
+        producer: String,
+        /// The stream.
+        stream: String,
+        /// The position the message carries.
+        position: u64,
+        /// Its message id.
+        message_id: Option<String>,
+        /// The event id this log has there, if any.
+        event_id: Option<String>,
+    },
     /// The runner failed repeatedly without moving its checkpoint (it keeps retrying).
     #[error(
         "producer {producer} is failing at checkpoint {checkpoint}: {attempts} attempts, last error: {error}"
@@ -450,6 +467,33 @@ impl Runner {
                     "its Factum-Position header is missing or not a number",
                 )
             })?;
+        // The position only means something in the log it came from: check
+        // that this log holds the same event there (a stream filled from
+        // another database would otherwise make this one skip events).
+        let id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+        let here = self
+            .tail
+            .store()
+            .read_all(position, 1)
+            .await
+            .map_err(|source| ProducerError::Log {
+                producer: self.config.name.clone(),
+                position,
+                source,
+            })?;
+        let ours = here
+            .first()
+            .filter(|r| r.position == position)
+            .map(|r| r.metadata.event_id.to_string());
+        if ours.is_none() || ours != id {
+            return Err(ProducerError::ForeignLog {
+                producer: self.config.name.clone(),
+                stream: self.config.stream.clone(),
+                position,
+                message_id: id,
+                event_id: ours,
+            });
+        }
         Ok((last, position))
     }
 

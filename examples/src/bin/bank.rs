@@ -2,6 +2,10 @@
 //! account's audit trail. Runs on a SQLite file (the embedded default), so a
 //! second run continues where the first left off.
 //!
+//! The fraud check (a consumer) freezes an account that moves too much out at
+//! once, and, when NATS is reachable (`FACTUM_NATS_URL`, default
+//! `nats://127.0.0.1:4222`), every account event is published to JetStream.
+//!
 //! `cargo run -p factum-examples --bin bank [-- path/to/bank.db]`
 
 use factum::prelude::*;
@@ -10,6 +14,7 @@ use factum_examples::bank::{
     Account, AccountError, AccountSummary, Close, Deposit, Open, TransferIn, TransferOut, Withdraw, dollars,
     money,
 };
+use factum_examples::fraud::FraudCheck;
 use factum_examples::progress::catch_up_with_progress;
 
 type Step = Result<factum::Committed<Account>, CommandError<AccountError>>;
@@ -86,10 +91,87 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     report("close Grace's account", &grace, grace.send(Close).await);
 
-    for account in [&ada, &grace] {
+    // The fraud check, a consumer: moving more than 500.00 out at once freezes the account.
+    let fraud = app.consumers().start(FraudCheck { limit: dollars(500) }).await?;
+    let mallory = app.entity::<Account>("acc-mallory");
+    report(
+        "open Mallory's account",
+        &mallory,
+        mallory
+            .send(Open {
+                owner: "Mallory".into(),
+            })
+            .await,
+    );
+    report(
+        "deposit 2000.00 to Mallory",
+        &mallory,
+        mallory
+            .send(Deposit {
+                amount: dollars(2000),
+            })
+            .await,
+    );
+    report(
+        "withdraw 800.00 from Mallory",
+        &mallory,
+        mallory.send(Withdraw { amount: dollars(800) }).await,
+    );
+    fraud.wait_idle().await?; // the consumer has seen the withdrawal (and frozen the account)
+    report(
+        "withdraw 10.00 from Mallory",
+        &mallory,
+        mallory.send(Withdraw { amount: dollars(10) }).await,
+    );
+
+    for account in [&ada, &grace, &mallory] {
         print_audit_trail(account).await?;
     }
     print_summary(&app).await?;
+    let status = fraud.status().await?;
+    println!(
+        "\nfraud_check consumer: checkpoint {}, lag {} events, {} handled by this run, dead letters {:?}",
+        status.checkpoint, status.lag_events, status.handled, status.letters
+    );
+    publish(&app).await
+}
+
+/// Publishes every account event to the JetStream stream `BANK` (subjects
+/// `account.<event>.<account id>`) when NATS is reachable; the log is the
+/// outbox, so a run without NATS loses nothing: the next one publishes it.
+async fn publish(app: &App) -> Result<(), Box<dyn std::error::Error>> {
+    use factum::nats::async_nats::{self, jetstream};
+    let url = std::env::var("FACTUM_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let client = match async_nats::connect(url.as_str()).await {
+        Ok(client) => client,
+        Err(e) => {
+            println!("\nNATS at {url} is not reachable ({e}): nothing published; the next run publishes it");
+            return Ok(());
+        }
+    };
+    jetstream::new(client.clone())
+        .get_or_create_stream(jetstream::stream::Config {
+            name: "BANK".to_owned(),
+            subjects: vec!["account.>".to_owned()],
+            ..Default::default()
+        })
+        .await?;
+    let head = app.store().head().await?;
+    let producer = factum::nats::Producer::new("bank_feed", "BANK")
+        .stream_types(["account"])
+        .per_entity()
+        .start(app, client)
+        .await?;
+    if let Err(e) = producer.wait_for(head).await {
+        // A stream filled from another bank.db, say: say so, keep what is stored.
+        println!("\nnot published to JetStream stream BANK: {e}");
+        return Ok(());
+    }
+    println!(
+        "\npublished the log up to position {} to JetStream stream BANK at {url}; \
+         `cargo run -p factum-examples --bin notifier` prints it",
+        producer.checkpoint()
+    );
     Ok(())
 }
 
