@@ -700,24 +700,24 @@ impl Audit {
         };
         let mut snapshot = None;
         let mut recorded_at = None;
-        if self.snapshots && fold.version() == 0 && !matches!(at, At::Time(_)) {
-            if let Some(snap) = self.store.load_snapshot(stream_type, stream_id).await? {
-                if snap.version <= last && snap.version > 0 && fold.restore(&snap) {
-                    snapshot = Some(snap.version);
-                    let at_snap = self
-                        .store
-                        .read_stream(stream_type, stream_id, snap.version, 1)
-                        .await?;
-                    recorded_at = at_snap.first().map(|r| r.metadata.recorded_at);
-                }
-            }
+        if self.snapshots
+            && fold.version() == 0
+            && !matches!(at, At::Time(_))
+            && let Some(snap) = self.store.load_snapshot(stream_type, stream_id).await?
+            && snap.version <= last
+            && snap.version > 0
+            && fold.restore(&snap)
+        {
+            snapshot = Some(snap.version);
+            let at_snap = self.store.read_stream(stream_type, stream_id, snap.version, 1).await?;
+            recorded_at = at_snap.first().map(|r| r.metadata.recorded_at);
         }
         let mut records = self.records(stream_type, stream_id, fold.version() + 1, last, head);
         while let Some(record) = records.next().await? {
-            if let At::Time(t) = at {
-                if record.metadata.recorded_at > t {
-                    break;
-                }
+            if let At::Time(t) = at
+                && record.metadata.recorded_at > t
+            {
+                break;
             }
             fold.apply(&record)?;
             recorded_at = Some(record.metadata.recorded_at);
@@ -1006,12 +1006,12 @@ fn causation_tree(events: Vec<HistoryEntry>) -> Vec<TraceNode> {
     }
     // Attach children from the last command back, so each subtree is complete when moved.
     for id in order.iter().rev() {
-        if let Some(p) = parent.get(id) {
-            if let Some(child) = nodes.remove(id) {
-                if let Some(parent_node) = nodes.get_mut(p) {
-                    parent_node.children.insert(0, child);
-                }
-            }
+        if let Some(p) = parent.get(id)
+            && nodes.contains_key(p)
+            && let Some(child) = nodes.remove(id)
+            && let Some(parent_node) = nodes.get_mut(p)
+        {
+            parent_node.children.insert(0, child);
         }
     }
     order.iter().filter_map(|id| nodes.remove(id)).collect()
