@@ -6,8 +6,9 @@
 //! links them. An application ships it as a binary of its own:
 //!
 //! ```no_run
-//! // src/bin/factum.rs
-//! use my_app as _; // links the application's entities, events and views
+//! // src/bin/factum.rs of an application. If `main` names nothing of the
+//! // application's library, add `use my_app as _;` so the linker keeps its
+//! // entities, events and views (and the registries see them).
 //! fn main() -> std::process::ExitCode {
 //!     factum_cli::run()
 //! }
@@ -98,7 +99,7 @@ pub enum Command {
     /// Compare the live table of a view with the one built beside it.
     DiffView(commands::views::NameArgs),
     /// Make the table built beside the live one live.
-    SwapView(commands::views::NameArgs),
+    SwapView(commands::views::SwapArgs),
     /// Every registered event type, entity and view.
     Catalogue,
     // Subcommands of later subsystems go here: `DeadLetters(commands::dead_letters::Args)`

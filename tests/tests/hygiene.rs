@@ -234,7 +234,10 @@ fn the_audit_entries_of_a_shadowed_entity_and_its_events_work() {
     let decoder = factum::audit::event_decoder("counter.added").expect("registered");
     assert_eq!(decoder.version, 2);
     let v1 = Codec::Json.encode(&shadowed::Added { by: 3 }).unwrap();
-    assert_eq!(decoder.decode(1, Codec::Json, &v1).unwrap(), serde_json::json!({"by": 3}));
+    assert_eq!(
+        decoder.decode(1, Codec::Json, &v1).unwrap(),
+        serde_json::json!({"by": 3})
+    );
 
     // The entity's entry: its commands, probed for serde (these are not Deserialize).
     let counter = factum::audit::entity("counter").expect("registered");

@@ -14,13 +14,26 @@ pub struct RebuildArgs {
     /// The version of the view's logic expected in this program; refused if it has another.
     #[arg(long, value_name = "V")]
     pub version: Option<u32>,
+    /// Events folded per view transaction.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub batch: usize,
 }
 
-/// The arguments of `diff-view` and `swap-view`.
+/// The arguments of `diff-view`.
 #[derive(Debug, clap::Args)]
 pub struct NameArgs {
     /// The view's name (see `catalogue`).
     pub name: String,
+}
+
+/// The arguments of `swap-view`.
+#[derive(Debug, clap::Args)]
+pub struct SwapArgs {
+    /// The view's name (see `catalogue`).
+    pub name: String,
+    /// Events folded per view transaction while catching up.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub batch: usize,
 }
 
 fn table(t: &TableSummary) -> String {
@@ -45,8 +58,14 @@ pub(crate) async fn rebuild(args: RebuildArgs, ctx: &Ctx) -> Result<(), CliError
     }
     let views = ctx.views().await?;
     let progress = Progress::new("rebuilding");
-    let built =
-        audit::rebuild_view(ctx.store().clone(), views, &args.name, Some(progress.callback())).await?;
+    let built = audit::rebuild_view(
+        ctx.store().clone(),
+        views,
+        &args.name,
+        args.batch,
+        Some(progress.callback()),
+    )
+    .await?;
     drop(progress);
     if ctx.out.is_json() {
         return ctx.out.json(&built);
@@ -94,10 +113,17 @@ pub(crate) async fn diff(args: NameArgs, ctx: &Ctx) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) async fn swap(args: NameArgs, ctx: &Ctx) -> Result<(), CliError> {
+pub(crate) async fn swap(args: SwapArgs, ctx: &Ctx) -> Result<(), CliError> {
     let views = ctx.views().await?;
     let progress = Progress::new("catching up");
-    let live = audit::swap_view(ctx.store().clone(), views, &args.name, Some(progress.callback())).await?;
+    let live = audit::swap_view(
+        ctx.store().clone(),
+        views,
+        &args.name,
+        args.batch,
+        Some(progress.callback()),
+    )
+    .await?;
     drop(progress);
     if ctx.out.is_json() {
         return ctx.out.json(&live);

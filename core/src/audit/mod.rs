@@ -709,7 +709,10 @@ impl Audit {
             && fold.restore(&snap)
         {
             snapshot = Some(snap.version);
-            let at_snap = self.store.read_stream(stream_type, stream_id, snap.version, 1).await?;
+            let at_snap = self
+                .store
+                .read_stream(stream_type, stream_id, snap.version, 1)
+                .await?;
             recorded_at = at_snap.first().map(|r| r.metadata.recorded_at);
         }
         let mut records = self.records(stream_type, stream_id, fold.version() + 1, last, head);

@@ -102,6 +102,7 @@ async fn side(
     store: Arc<dyn EventStore>,
     views: Arc<dyn ViewStore>,
     name: &str,
+    batch: usize,
     progress: Option<OnProgress>,
     swap: bool,
 ) -> Result<TableSummary, AuditError> {
@@ -109,7 +110,7 @@ async fn side(
     let info = (reg.side)(SideBuild {
         store,
         views,
-        batch: 4096,
+        batch,
         progress,
         swap,
     })
@@ -119,14 +120,17 @@ async fn side(
 
 /// Builds a new table of view `name` (with this program's logic and version)
 /// beside the live one, from the start of the log up to its head, and leaves
-/// it building: queries keep reading the live table.
+/// it building: queries keep reading the live table. `batch` events are
+/// folded per transaction (the runner's default is 4096); a crash part-way
+/// leaves the table at its last commit, and [`swap_view`] resumes it there.
 pub async fn rebuild_view(
     store: Arc<dyn EventStore>,
     views: Arc<dyn ViewStore>,
     name: &str,
+    batch: usize,
     progress: Option<OnProgress>,
 ) -> Result<TableSummary, AuditError> {
-    side(store, views, name, progress, false).await
+    side(store, views, name, batch, progress, false).await
 }
 
 /// Catches the table [`rebuild_view`] built up with the log's head and makes
@@ -135,9 +139,10 @@ pub async fn swap_view(
     store: Arc<dyn EventStore>,
     views: Arc<dyn ViewStore>,
     name: &str,
+    batch: usize,
     progress: Option<OnProgress>,
 ) -> Result<TableSummary, AuditError> {
-    side(store, views, name, progress, true).await
+    side(store, views, name, batch, progress, true).await
 }
 
 /// Compares the live table of view `name` with the newest table built beside
