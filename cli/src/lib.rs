@@ -164,7 +164,7 @@ impl Ctx {
         &self.store
     }
 
-    /// The audit over the store, reporting progress to a bar named `label`.
+    /// The audit over the store, reporting the progress of its scans to `progress`.
     pub fn audit(&self, progress: &output::Progress) -> Audit {
         Audit::new(self.store.clone()).with_progress(progress.callback())
     }
