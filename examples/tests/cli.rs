@@ -291,7 +291,12 @@ async fn blame_names_every_event_that_moved_the_balance() {
 
     let text = factum(&bank.db, &["blame", "account", "acc-ada", "balance"]);
     assert!(
-        text.starts_with("account/acc-ada balance = 5500: changed by 5 of 6 event(s)"),
+        text.starts_with("account/acc-ada balance: every event that changed it"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().last(),
+        Some("balance = 5500: changed by 5 of 6 event(s)"),
         "{text}"
     );
     let row: Vec<&str> = text
@@ -317,11 +322,22 @@ async fn blame_names_every_event_that_moved_the_balance() {
         Some(1),
         "only Opened set the owner"
     );
-    let (ok, _, err) = factum_status(&bank.db, &["blame", "account", "acc-ada", "colour"]);
+    let closed = json(&bank.db, &["blame", "account", "acc-ada", "closed"]);
+    assert_eq!(
+        closed["changes"],
+        serde_json::json!([]),
+        "never changed from its default"
+    );
+    assert_eq!(
+        (closed["current"].clone(), closed["events_folded"].clone()),
+        (false.into(), 6.into())
+    );
+    let (ok, out, err) = factum_status(&bank.db, &["blame", "account", "acc-ada", "colour", "--json"]);
     assert!(
         !ok && err.contains("has a field `colour`") && err.contains("\"balance\""),
         "{err}"
     );
+    assert_eq!(out, "", "nothing printed before the error");
 }
 
 #[tokio::test]

@@ -467,6 +467,23 @@ pub struct Blame {
     pub events_folded: u64,
 }
 
+/// What [`Audit::blame_each`] found, besides the changes it handed out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlameSummary {
+    /// The stream type.
+    pub stream_type: String,
+    /// The stream id.
+    pub stream_id: String,
+    /// The field.
+    pub path: String,
+    /// Its value now (`None`: absent).
+    pub current: Option<Value>,
+    /// How many events changed it.
+    pub changed: u64,
+    /// How many events were folded.
+    pub events_folded: u64,
+}
+
 /// One event of a trace.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TraceNode {
@@ -782,28 +799,61 @@ impl Audit {
     }
 
     /// Every event that changed the field at `path` of the state, with the
-    /// value before and after it and the command that caused it.
+    /// value before and after it and the command that caused it. Collects
+    /// the changes; [`blame_each`](Audit::blame_each) streams them instead.
     pub async fn blame(&self, stream_type: &str, stream_id: &str, path: &str) -> Result<Blame, AuditError> {
+        let mut changes = Vec::new();
+        let summary = self
+            .blame_each::<AuditError>(stream_type, stream_id, path, |change| {
+                changes.push(change);
+                Ok(())
+            })
+            .await?;
+        Ok(Blame {
+            stream_type: summary.stream_type,
+            stream_id: summary.stream_id,
+            path: summary.path,
+            current: summary.current,
+            changes,
+            events_folded: summary.events_folded,
+        })
+    }
+
+    /// [`blame`](Audit::blame), handing each change to `on_change` as the
+    /// fold reaches it, so a field that changed with every one of a million
+    /// events costs one state in memory, not a million changes. An error from
+    /// `on_change` (the caller's own type, which audit errors convert into)
+    /// stops the fold and is returned. A path no state ever had
+    /// fails with [`AuditError::NoSuchField`] after the fold, having handed
+    /// out no change.
+    pub async fn blame_each<E: From<AuditError>>(
+        &self,
+        stream_type: &str,
+        stream_id: &str,
+        path: &str,
+        mut on_change: impl FnMut(BlameEntry) -> Result<(), E>,
+    ) -> Result<BlameSummary, E> {
         let path = JsonPath::parse(path)?;
         let entity = entity(stream_type)?;
         let head = self.version_of(stream_type, stream_id).await?;
         let mut fold = entity.fold();
         let mut value = path.get(&fold.state()?).cloned();
         let mut seen = value.is_some();
-        let mut changes = Vec::new();
+        let mut changed = 0;
         let mut records = self.records(stream_type, stream_id, 1, head, head);
         let mut last_state = Value::Null;
-        while let Some(record) = records.next().await? {
+        while let Some(record) = records.next().await.map_err(AuditError::from)? {
             fold.apply(&record)?;
             let state = fold.state()?;
             let now = path.get(&state).cloned();
             seen |= now.is_some();
             if now != value {
-                changes.push(BlameEntry {
+                changed += 1;
+                on_change(BlameEntry {
                     event: HistoryEntry::of(&record),
                     before: value.take(),
                     after: now.clone(),
-                });
+                })?;
             }
             value = now;
             last_state = state;
@@ -822,14 +872,15 @@ impl Audit {
                 stream_id: stream_id.to_owned(),
                 path: path.as_str().to_owned(),
                 fields,
-            });
+            }
+            .into());
         }
-        Ok(Blame {
+        Ok(BlameSummary {
             stream_type: stream_type.to_owned(),
             stream_id: stream_id.to_owned(),
             path: path.as_str().to_owned(),
             current: value,
-            changes,
+            changed,
             events_folded: fold.version(),
         })
     }
