@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+pub mod audit;
 pub mod codec;
 pub mod command;
 pub mod consumer;
@@ -323,10 +324,15 @@ pub mod prelude {
 /// Items generated code refers to. Not part of the public API: no stability promise.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::audit::{
+        Audited, CommandDecoder, DeserializeProbe, EntityAudit, EventDecoder, NoDeserializeProbe,
+        NoSerializeProbe, Probe, SerializeProbe,
+    };
     pub use crate::consumer::{ConsumerRegistration, HandleFuture, IntoHandled, is_valid_consumer_name};
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
     pub use inventory;
     pub use serde;
+    pub use serde_json;
 }

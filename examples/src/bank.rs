@@ -2,25 +2,28 @@
 //!
 //! Rejections (overdraft, closed account, zero amounts) are `Err`s returned to
 //! the caller and never stored: "failed to withdraw" is not a fact.
+//!
+//! The commands are serde types, so the `factum` binary's `what-if` can read
+//! them from JSON (`--command 'Withdraw={"amount":100000}'`).
 
 use factum::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Open an account for an owner.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Open {
     /// Who owns the account.
     pub owner: String,
 }
 
 /// Put money in.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deposit {
     /// Cents.
     pub amount: u64,
 }
 
-/// Take money out. Serializable, so a timer can store it (the monthly fee).
+/// Take money out. Also stored by timers (the monthly fee).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Withdraw {
     /// Cents.
@@ -28,7 +31,7 @@ pub struct Withdraw {
 }
 
 /// Send money to another account (the debit side of a transfer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransferOut {
     /// The receiving account.
     pub to: String,
@@ -37,7 +40,7 @@ pub struct TransferOut {
 }
 
 /// Receive money from another account (the credit side of a transfer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TransferIn {
     /// The sending account.
     pub from: String,
@@ -46,11 +49,11 @@ pub struct TransferIn {
 }
 
 /// Close the account; only an empty account can be closed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Close;
 
 /// Stop money leaving the account (the fraud check sends it); deposits still land.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Freeze {
     /// Why, for the audit trail.
     pub reason: String,

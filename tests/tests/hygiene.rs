@@ -275,3 +275,23 @@ async fn a_consumer_in_a_module_that_shadows_the_prelude_compiles_and_handles() 
     tally.wait_idle().await.unwrap();
     assert_eq!(total.load(Ordering::SeqCst), 4);
 }
+
+#[test]
+fn the_audit_entries_of_a_shadowed_entity_and_its_events_work() {
+    use factum::Codec;
+
+    // The event decoder of a name is its newest version, upcasting older payloads.
+    let decoder = factum::audit::event_decoder("counter.added").expect("registered");
+    assert_eq!(decoder.version, 2);
+    let v1 = Codec::Json.encode(&shadowed::Added { by: 3 }).unwrap();
+    assert_eq!(
+        decoder.decode(1, Codec::Json, &v1).unwrap(),
+        serde_json::json!({"by": 3})
+    );
+
+    // The entity's entry: its commands, probed for serde (these are not Deserialize).
+    let counter = factum::audit::entity("counter").expect("registered");
+    assert_eq!(counter.commands, ["Add", "ResetCounter"]);
+    assert!(!counter.command_is_deserializable("Add"));
+    assert_eq!(counter.events, ["counter.added", "Reset"]);
+}

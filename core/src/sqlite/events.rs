@@ -9,6 +9,11 @@
 //! that one writer assigns them. Reads run on a small pool of read-only
 //! connections and never wait for the writer (WAL readers see the last commit).
 //!
+//! [`SqliteStore::open_read_only`] opens a file for reading only (the audit
+//! tools use it): no writer thread, no migration, every connection opened
+//! `SQLITE_OPEN_READ_ONLY`, and appends and snapshots refused with
+//! [`StoreError::ReadOnly`] before anything touches the file.
+//!
 //! The file is meant for one process: `watch_head` follows this store's own
 //! commits. Another process writing the same file is detected (the writer
 //! drops its caches) but its appends do not wake this store's subscribers.
@@ -166,7 +171,8 @@ pub struct SqliteStore {
 // thread sees the channel close, finishes its batch and exits, and dropping
 // the last handle waits for that.
 struct Inner {
-    commands: mpsc::Sender<Command>,
+    /// `None` when the store was opened read-only.
+    commands: Option<mpsc::Sender<Command>>,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     options: SqliteOptions,
@@ -237,6 +243,73 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Opens the existing store in the file at `path` for reading only: every
+    /// connection is opened read-only by SQLite itself, the schema is not
+    /// migrated, and [`append`](EventStore::append) and
+    /// [`save_snapshot`](EventStore::save_snapshot) fail with
+    /// [`StoreError::ReadOnly`]. Fails if the file does not exist, holds no
+    /// factum event log, or was written by a newer schema. `watch_head` stays
+    /// at the head read at open (this store sees no commits of its own).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let inner = Inner {
+            commands: None,
+            readers: Mutex::new(Vec::new()),
+            path: path.to_path_buf(),
+            options: SqliteOptions::default(),
+            head: Arc::new(watch::channel(0).0),
+            _writer: WriterThread(None),
+        };
+        let conn = inner.open_reader()?;
+        let fail = |e: rusqlite::Error| backend_error(format!("reading the schema of {shown}"), e);
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'schema_version')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(fail)?;
+        if tables != 2 {
+            return Err(backend_error(
+                format!("opening {shown} read-only"),
+                "the file holds no factum event log (no `events` and `schema_version` tables)",
+            ));
+        }
+        let current: i64 = conn
+            .query_row("SELECT coalesce(max(version), 0) FROM schema_version", [], |r| {
+                r.get(0)
+            })
+            .map_err(fail)?;
+        let latest = MIGRATIONS.len() as i64;
+        if current > latest {
+            return Err(backend_error(
+                format!("opening {shown} read-only"),
+                format!(
+                    "the file has schema version {current}, newer than the {latest} this build of factum \
+                     knows; open it with a newer factum"
+                ),
+            ));
+        }
+        let head = conn
+            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e| backend_error(format!("reading the head of {shown}"), e))?;
+        inner
+            .head
+            .send_replace(unsigned(head, || "max(position)".to_owned())?);
+        inner.put_reader(conn);
+        Ok(SqliteStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// True when the store was opened with [`open_read_only`](SqliteStore::open_read_only).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.commands.is_none()
+    }
+
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.display().to_string();
         let mut conn = Connection::open(path).map_err(|e| backend_error(format!("opening {shown}"), e))?;
@@ -266,7 +339,7 @@ impl SqliteStore {
             .map_err(|e| backend_error("starting the writer thread", e))?;
         let store = SqliteStore {
             inner: Arc::new(Inner {
-                commands,
+                commands: Some(commands),
                 readers: Mutex::new(Vec::new()),
                 path: path.to_path_buf(),
                 options,
@@ -299,8 +372,13 @@ impl SqliteStore {
 
     async fn send<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.inner
-            .commands
+        let Some(commands) = &self.inner.commands else {
+            return Err(StoreError::ReadOnly {
+                backend: BACKEND,
+                location: self.inner.path.display().to_string(),
+            });
+        };
+        commands
             .send(make(reply))
             .map_err(|_| StoreError::Closed { backend: BACKEND })?;
         answer.await.map_err(|_| StoreError::Closed { backend: BACKEND })

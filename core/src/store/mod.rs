@@ -180,6 +180,15 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The store was opened read-only (`SqliteStore::open_read_only`): it
+    /// refuses every write before touching storage.
+    #[error("{backend} store at {location} is opened read-only; nothing is written")]
+    ReadOnly {
+        /// Which store.
+        backend: &'static str,
+        /// Where it is (a file path).
+        location: String,
+    },
     /// The store was closed or its writer stopped.
     #[error("{backend} store is closed")]
     Closed {

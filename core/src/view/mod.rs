@@ -72,6 +72,7 @@ mod fold;
 mod memory;
 mod reader;
 mod runner;
+mod side;
 
 /// Leases and the failure streak are the process layer's; re-exported for view users.
 pub use crate::process::{FAILURES_BEFORE_WAIT_FAILS, Lease};
@@ -80,6 +81,7 @@ pub(crate) use fold::fold_records;
 pub use memory::MemoryViewStore;
 pub use reader::{Page, RowChange, RowChanges, ViewHandle, ViewReader};
 pub use runner::{ViewSettings, Views};
+pub(crate) use side::SideBuild;
 
 use std::fmt;
 use std::ops::Deref;
@@ -331,6 +333,25 @@ pub enum ViewError {
         /// The view.
         view: &'static str,
     },
+    /// Another process holds the view's lease (its runner is running), so a
+    /// side build or swap from outside it would race that runner.
+    #[error(
+        "view {view}: another process runs this view; stop it before building or swapping a table from outside"
+    )]
+    Leased {
+        /// The view.
+        view: &'static str,
+    },
+    /// A swap was asked for, but no table of this version is being built.
+    #[error(
+        "view {view}: no table of version {version} is being built beside the live one; run a rebuild first"
+    )]
+    NoSideTable {
+        /// The view.
+        view: &'static str,
+        /// The view's version in this program.
+        version: u32,
+    },
     /// The view's runner stopped.
     #[error("view {view}: the runner stopped")]
     Stopped {
@@ -385,6 +406,12 @@ pub struct ViewRegistration {
     pub rust_type: &'static str,
     /// Starts the view on an app's views.
     pub start: fn(&Views) -> runner::StartFuture<'_>,
+    /// The names of the event types it folds.
+    pub event_types: &'static [&'static str],
+    /// The row fields with a generated `find_by_<field>`.
+    pub indexes: &'static [&'static str],
+    /// Builds (or, for a swap, finishes and activates) a table beside the live one.
+    pub(crate) side: fn(SideBuild) -> side::SideFuture,
 }
 
 impl ViewRegistration {
@@ -395,6 +422,9 @@ impl ViewRegistration {
             version: V::VERSION,
             rust_type,
             start: runner::start_erased::<V>,
+            event_types: V::EVENT_TYPES,
+            indexes: V::INDEXES,
+            side: side::side_erased::<V>,
         }
     }
 }

@@ -257,9 +257,9 @@ fn storage<V: View>(source: ViewStoreError) -> ViewError {
 }
 
 /// A table being folded, with the checkpoint this runner knows it is at.
-struct Run {
-    table: Arc<dyn ViewTable>,
-    checkpoint: u64,
+pub(super) struct Run {
+    pub(super) table: Arc<dyn ViewTable>,
+    pub(super) checkpoint: u64,
 }
 
 /// One view's runner, driven by the process layer's supervisor.
@@ -492,7 +492,7 @@ impl<V: View> Runner<V> {
 
 /// Reads one batch after `run.checkpoint`, folds it and commits it. Returns how
 /// many events were read (0: the table is at the head of the log).
-async fn step<V: View>(
+pub(super) async fn step<V: View>(
     tail: &mut Tail,
     run: &mut Run,
     shared: Option<&Shared<V>>,

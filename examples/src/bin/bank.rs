@@ -71,21 +71,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await,
     );
     report("deposit 0.00 to Ada", &ada, ada.send(Deposit { amount: 0 }).await);
-    // A transfer is two commands on two entities; the transfer workflow makes it durable.
+    // A transfer is two commands on two entities; the transfer workflow makes it
+    // durable. Both carry one correlation id, and the credit names the debit as
+    // its cause, so `factum trace` shows them as one transaction.
+    let transfer = Uuid::new_v4();
     let out = ada
-        .send(TransferOut {
-            to: grace.id().into(),
-            amount: dollars(25),
-        })
+        .send_with(
+            TransferOut {
+                to: grace.id().into(),
+                amount: dollars(25),
+            },
+            SendOptions {
+                command_id: Some(transfer),
+                correlation_id: Some(transfer),
+                ..SendOptions::default()
+            },
+        )
         .await;
     let debited = out.is_ok();
     report("transfer 25.00 from Ada (debit)", &ada, out);
     if debited {
         let credit = grace
-            .send(TransferIn {
-                from: ada.id().into(),
-                amount: dollars(25),
-            })
+            .send_with(
+                TransferIn {
+                    from: ada.id().into(),
+                    amount: dollars(25),
+                },
+                SendOptions {
+                    causation_id: Some(transfer),
+                    correlation_id: Some(transfer),
+                    ..SendOptions::default()
+                },
+            )
             .await;
         report("transfer 25.00 to Grace (credit)", &grace, credit);
     }

@@ -151,6 +151,9 @@ fn expand(en: &Entity) -> TokenStream {
     let entity_impl = entity_impl(en, &events, &commands);
     let name = en.name();
     let rust_type = self_ident.to_string();
+    let command_list = command_variants(en);
+    let command_list: Vec<_> = command_list.iter().map(|v| (v.ident, v.ty)).collect();
+    let audit = crate::expand::audit::entity(self_ident, &commands, &command_list);
 
     quote! {
         #item
@@ -169,6 +172,8 @@ fn expand(en: &Entity) -> TokenStream {
                     events: <#events as ::factum::EventSet>::NAMES,
                 }
             }
+
+            #audit
         };
     }
 }

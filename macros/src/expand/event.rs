@@ -73,6 +73,7 @@ fn expand(ev: &Event) -> TokenStream {
     });
 
     let registration = registration(ev);
+    let audit = crate::expand::audit::event(ty);
 
     quote! {
         const _: () = {
@@ -99,6 +100,7 @@ fn expand(ev: &Event) -> TokenStream {
             #upcast_asserts
 
             #registration
+            #audit
         };
     }
 }

@@ -4,6 +4,7 @@
 //! `::factum::…`) so a user's own `Result` or `Vec` cannot capture it, and
 //! puts its impls inside `const _: () = { … };` so its helpers stay private.
 
+pub(crate) mod audit;
 pub(crate) mod consumer;
 pub(crate) mod entity;
 pub(crate) mod event;
