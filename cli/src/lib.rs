@@ -102,8 +102,15 @@ pub enum Command {
     SwapView(commands::views::SwapArgs),
     /// Every registered event type, entity and view.
     Catalogue,
-    // Subcommands of later subsystems go here: `DeadLetters(commands::dead_letters::Args)`
-    // (consumers), `Workflows(commands::workflows::Args)` (workflows).
+    /// Every consumer and producer: checkpoint, lag, dead letters by state.
+    Consumers,
+    /// A consumer's dead letters: the events it parked, held, skipped or resolved.
+    DeadLetters(commands::consumers::LettersArgs),
+    /// Ask a consumer to run a parked event (or all of them) again.
+    Redrive(commands::consumers::RedriveArgs),
+    /// Give up a parked or held event of a consumer, with a reason.
+    Discard(commands::consumers::DiscardArgs),
+    // Subcommands of later subsystems go here: `Workflows(commands::workflows::Args)` (workflows).
 }
 
 impl Command {
@@ -121,6 +128,10 @@ impl Command {
             Command::DiffView(args) => commands::views::diff(args, ctx).await,
             Command::SwapView(args) => commands::views::swap(args, ctx).await,
             Command::Catalogue => commands::catalogue::run(ctx),
+            Command::Consumers => commands::consumers::list(ctx).await,
+            Command::DeadLetters(args) => commands::consumers::letters(args, ctx).await,
+            Command::Redrive(args) => commands::consumers::redrive(args, ctx).await,
+            Command::Discard(args) => commands::consumers::discard(args, ctx).await,
         }
     }
 }
@@ -154,6 +165,7 @@ pub struct Ctx {
     store: Arc<dyn EventStore>,
     store_args: StoreArgs,
     views: tokio::sync::OnceCell<Arc<dyn ViewStore>>,
+    consumers: tokio::sync::OnceCell<Arc<dyn factum::consumer::ConsumerStore>>,
     /// Where results go.
     pub out: Output,
 }
@@ -167,6 +179,37 @@ impl Ctx {
     /// The audit over the store, reporting the progress of its scans to `progress`.
     pub fn audit(&self, progress: &output::Progress) -> Audit {
         Audit::new(self.store.clone()).with_progress(progress.callback())
+    }
+
+    /// The consumer checkpoints and dead letters: in the SQLite file, or in
+    /// the PostgreSQL schema (opened writable: redrive and discard write).
+    pub async fn consumers(&self) -> Result<Arc<dyn factum::consumer::ConsumerStore>, CliError> {
+        let args = self.store_args.clone();
+        self.consumers
+            .get_or_try_init(|| async move {
+                let fail = |e: factum::consumer::ConsumerStoreError| CliError::Usage(e.to_string());
+                if let Some(path) = &args.db {
+                    let path = path.clone();
+                    let store =
+                        tokio::task::spawn_blocking(move || factum::sqlite::SqliteConsumerStore::open(path))
+                            .await
+                            .map_err(|e| CliError::Usage(format!("opening the consumer tables: {e}")))?
+                            .map_err(fail)?;
+                    return Ok(Arc::new(store) as Arc<dyn factum::consumer::ConsumerStore>);
+                }
+                #[cfg(feature = "postgres")]
+                if let Some(url) = &args.pg {
+                    let store = factum::postgres::PostgresConsumerStore::connect_in_schema(url, &args.schema)
+                        .await
+                        .map_err(fail)?;
+                    return Ok(Arc::new(store) as Arc<dyn factum::consumer::ConsumerStore>);
+                }
+                Err(CliError::Usage(
+                    "name a store: --db PATH or --pg URL --schema NAME".into(),
+                ))
+            })
+            .await
+            .cloned()
     }
 
     /// The view tables: in the SQLite file, or in the PostgreSQL schema.
@@ -265,6 +308,7 @@ pub fn run_cli(cli: Cli, out: Output) -> Result<(), CliError> {
             store,
             store_args: cli.store,
             views: tokio::sync::OnceCell::new(),
+            consumers: tokio::sync::OnceCell::new(),
             out,
         };
         cli.command.run(&ctx).await?;

@@ -753,3 +753,77 @@ async fn history_and_state_over_postgres() {
         serde_json::from_str(&run(&["blame", "account", "acc-ada", "balance", "--json"])).expect("JSON");
     assert_eq!(blame["current"], 6000);
 }
+
+/// A consumer of deposits that refuses Grace's: its dead letters are what
+/// the consumer commands show.
+struct Ledger {
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[consumer(name = "ledger", max_attempts = 2, backoff_ms = 1)]
+impl Ledger {
+    #[on]
+    async fn deposited(&self, _e: &factum_examples::bank::Deposited, ctx: &mut ConsumerContext) -> Handled {
+        if ctx.stream_id() == "acc-grace" && self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Handled::Retry("the ledger service refused acc-grace".into());
+        }
+        Handled::Done
+    }
+}
+
+#[tokio::test]
+async fn consumer_commands_list_redrive_and_discard_dead_letters() {
+    let bank = bank().await;
+    let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    {
+        let app = App::open(&bank.db).await.expect("open");
+        // Grace's second deposit is held behind the first.
+        app.entity::<Account>("acc-grace")
+            .send(Deposit { amount: dollars(5) })
+            .await
+            .expect("deposit");
+        let ledger = app
+            .consumers()
+            .start(Ledger {
+                refuse: refuse.clone(),
+            })
+            .await
+            .expect("start");
+        ledger.wait_idle().await.expect("idle");
+    }
+    let listed = factum(&bank.db, &["consumers"]);
+    assert!(listed.contains("ledger"), "{listed}");
+    let letters = json(&bank.db, &["dead-letters", "ledger"]);
+    let letters = letters.as_array().expect("an array");
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    assert_eq!(letters[0]["state"], "parked");
+    assert_eq!(letters[0]["stream_id"], "acc-grace");
+    assert_eq!(letters[0]["attempts"], 2);
+    assert_eq!(letters[0]["error"], "the ledger service refused acc-grace");
+    assert_eq!(letters[1]["state"], "held");
+    let parked = letters[0]["position"].as_u64().expect("a position").to_string();
+
+    let (ok, _, err) = factum_status(&bank.db, &["discard", "ledger", &parked, "--reason", " "]);
+    assert!(!ok && err.contains("needs a reason"), "{err}");
+    let (ok, _, err) = factum_status(&bank.db, &["redrive", "ledger", "1"]);
+    assert!(!ok && err.contains("no dead letter at position 1"), "{err}");
+    let text = factum(&bank.db, &["redrive", "ledger", &parked]);
+    assert!(text.contains("run 1 parked event(s) again"), "{text}");
+    assert_eq!(
+        json(&bank.db, &["dead-letters", "ledger", "--state", "redrive"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // The app runs again, with the ledger service fixed: the redriven event and the held one run.
+    refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    let app = App::open(&bank.db).await.expect("open");
+    let ledger = app.consumers().start(Ledger { refuse }).await.expect("start");
+    ledger.wait_idle().await.expect("idle");
+    drop((ledger, app));
+    let resolved = json(&bank.db, &["dead-letters", "ledger", "--state", "resolved"]);
+    assert_eq!(resolved.as_array().map(Vec::len), Some(2), "{resolved}");
+    let (ok, _, err) = factum_status(&bank.db, &["dead-letters", "ledger", "--state", "lost"]);
+    assert!(!ok && err.contains("expected one of parked"), "{err}");
+}

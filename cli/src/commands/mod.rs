@@ -2,6 +2,7 @@
 
 pub(crate) mod blame;
 pub(crate) mod catalogue;
+pub(crate) mod consumers;
 pub(crate) mod diff;
 pub(crate) mod history;
 pub(crate) mod state;

@@ -86,6 +86,7 @@
 
 pub(crate) mod backend;
 mod memory;
+pub mod operate;
 mod runner;
 
 pub use backend::{ConsumerStore, ConsumerStoreError, DeadLetter, LetterState};

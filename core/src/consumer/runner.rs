@@ -329,10 +329,6 @@ impl ConsumerHandle {
         self.shared.progress.checkpoint()
     }
 
-    fn storage(&self) -> impl FnOnce(ConsumerStoreError) -> ConsumerError + '_ {
-        ConsumerError::storage(self.shared.name)
-    }
-
     /// Waits until the consumer has handled the log up to `position` (moved
     /// its checkpoint there; events it parked or held count as handled).
     /// Fails with [`ConsumerError::Failing`] once this node's runner failed
@@ -388,78 +384,23 @@ impl ConsumerHandle {
         &self,
         states: Option<&[LetterState]>,
     ) -> Result<Vec<DeadLetter>, ConsumerError> {
-        let mut out: Vec<DeadLetter> = Vec::new();
-        loop {
-            let page = self
-                .shared
-                .store
-                .letters(self.shared.name, states, out.last().map(|l| l.position), 4096)
-                .await
-                .map_err(self.storage())?;
-            let full = page.len() == 4096;
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
-    }
-
-    async fn letter(&self, position: u64) -> Result<DeadLetter, ConsumerError> {
-        let page = self
-            .shared
-            .store
-            .letters(self.shared.name, None, position.checked_sub(1), 1)
-            .await
-            .map_err(self.storage())?;
-        page.into_iter()
-            .find(|l| l.position == position)
-            .ok_or_else(|| ConsumerError::Storage {
-                consumer: self.shared.name.to_owned(),
-                source: ConsumerStoreError::NoLetter {
-                    consumer: self.shared.name.to_owned(),
-                    position,
-                },
-            })
+        super::operate::dead_letters(&*self.shared.store, self.shared.name, states).await
     }
 
     /// Asks the runner to run the parked event at `position` again (its
     /// commands keep their ids, so what already committed is not repeated).
     /// Returns once the request is stored; [`wait_idle`](ConsumerHandle::wait_idle) waits for the run.
     pub async fn redrive(&self, position: u64) -> Result<(), ConsumerError> {
-        let mut letter = self.letter(position).await?;
-        if letter.state != LetterState::Parked {
-            return Err(ConsumerError::LetterState {
-                consumer: self.shared.name.to_owned(),
-                position,
-                state: letter.state,
-                action: "redriven (only a parked letter is; a held one runs by itself after the letter before it)",
-            });
-        }
-        letter.state = LetterState::Redrive;
-        letter.updated_at = self.shared.env.clock().now();
-        self.shared
-            .store
-            .update(letter, LetterState::Parked)
-            .await
-            .map_err(self.storage())?;
+        let now = self.shared.env.clock().now();
+        super::operate::redrive(&*self.shared.store, self.shared.name, position, now).await?;
         self.shared.wake.notify_one();
         Ok(())
     }
 
     /// Asks for every parked event to run again; returns how many.
     pub async fn redrive_all(&self) -> Result<usize, ConsumerError> {
-        let parked = self.dead_letters(Some(&[LetterState::Parked])).await?;
         let now = self.shared.env.clock().now();
-        let count = parked.len();
-        for mut letter in parked {
-            letter.state = LetterState::Redrive;
-            letter.updated_at = now;
-            self.shared
-                .store
-                .update(letter, LetterState::Parked)
-                .await
-                .map_err(self.storage())?;
-        }
+        let count = super::operate::redrive_all(&*self.shared.store, self.shared.name, now).await?;
         self.shared.wake.notify_one();
         Ok(count)
     }
@@ -467,36 +408,8 @@ impl ConsumerHandle {
     /// Gives up the parked or held event at `position`, for `reason` (kept
     /// with the letter). Events held behind it then run.
     pub async fn discard(&self, position: u64, reason: &str) -> Result<(), ConsumerError> {
-        if reason.trim().is_empty() {
-            return Err(ConsumerError::NoReason {
-                consumer: self.shared.name.to_owned(),
-                position,
-            });
-        }
-        let mut letter = self.letter(position).await?;
-        let expected = letter.state;
-        if !matches!(expected, LetterState::Parked | LetterState::Held) {
-            return Err(ConsumerError::LetterState {
-                consumer: self.shared.name.to_owned(),
-                position,
-                state: expected,
-                action: "discarded (only a parked or held letter is)",
-            });
-        }
-        letter.state = LetterState::Discarded;
-        letter.reason = Some(reason.to_owned());
-        letter.updated_at = self.shared.env.clock().now();
-        self.shared
-            .store
-            .update(letter, expected)
-            .await
-            .map_err(self.storage())?;
-        tracing::warn!(
-            consumer = self.shared.name,
-            position,
-            reason,
-            "dead letter discarded"
-        );
+        let now = self.shared.env.clock().now();
+        super::operate::discard(&*self.shared.store, self.shared.name, position, reason, now).await?;
         self.shared.wake.notify_one();
         Ok(())
     }
