@@ -5,6 +5,7 @@
 
 pub(crate) mod shape;
 mod view;
+mod workflow;
 
 use proc_macro2::TokenStream;
 use quote::format_ident;
@@ -14,6 +15,7 @@ use crate::attr::{EntityArgs, EventAttrs, Role, method_role};
 use crate::ctxt::Ctxt;
 
 pub(crate) use view::{On, View};
+pub(crate) use workflow::{Decision, Step, Workflow};
 
 /// A `#[derive(Event)]` input.
 pub(crate) struct Event<'a> {

@@ -35,3 +35,9 @@ pub fn entity(args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::view::attribute(args.into(), input.into()).into()
 }
+
+/// Documented once, on the re-export `factum::workflow` (the attribute macro).
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::workflow::attribute(args.into(), input.into()).into()
+}
