@@ -149,7 +149,9 @@ fn timer_name(workflow: &str, id: &str, kind: &str) -> String {
 /// Drives the instances of one workflow type, erased.
 pub(crate) trait Driver: Send + Sync + 'static {
     /// Runs one attempt of the step in flight as a task.
-    fn spawn_attempt(&self, shared: &Arc<Shared>, id: &str, seq: u64, attempt: u32) -> AbortHandle;
+    /// `recording` is set once the attempt's outcome is being recorded.
+    fn spawn_attempt(&self, shared: &Arc<Shared>, id: &str, seq: u64, attempt: u32, recording: Arc<AtomicBool>)
+    -> AbortHandle;
 
     /// Schedules a retry's or a pause's timer.
     fn arm<'a>(
@@ -168,10 +170,17 @@ pub(crate) fn driver<W: Workflow>() -> Arc<dyn Driver> {
 }
 
 impl<W: Workflow> Driver for Typed<W> {
-    fn spawn_attempt(&self, shared: &Arc<Shared>, id: &str, seq: u64, attempt: u32) -> AbortHandle {
+    fn spawn_attempt(
+        &self,
+        shared: &Arc<Shared>,
+        id: &str,
+        seq: u64,
+        attempt: u32,
+        recording: Arc<AtomicBool>,
+    ) -> AbortHandle {
         let shared = shared.clone();
         let id = id.to_owned();
-        tokio::spawn(async move { run_attempt::<W>(shared, id, seq, attempt).await }).abort_handle()
+        tokio::spawn(async move { run_attempt::<W>(shared, id, seq, attempt, recording).await }).abort_handle()
     }
 
     fn arm<'a>(
@@ -204,7 +213,7 @@ impl<W: Workflow> Driver for Typed<W> {
 /// One attempt of the step in flight of instance `id`: checks that it is
 /// still the one to run, arms its timeout, runs it (or its injected
 /// failure), and records the outcome, trying again on store failures.
-async fn run_attempt<W: Workflow>(shared: Arc<Shared>, id: String, seq: u64, attempt: u32) {
+async fn run_attempt<W: Workflow>(shared: Arc<Shared>, id: String, seq: u64, attempt: u32, recording: Arc<AtomicBool>) {
     let Ok(_permit) = shared.slots.clone().acquire_owned().await else {
         return;
     };
@@ -265,6 +274,9 @@ async fn run_attempt<W: Workflow>(shared: Arc<Shared>, id: String, seq: u64, att
     };
     // The step's effects happened; its result is not recorded yet.
     let _ = crate::fault::point("workflow.step.after");
+    // From here on the task finishes on its own: stopping it mid-send would
+    // only leave the result to be recorded by a re-run.
+    recording.store(true, Ordering::SeqCst);
     let completion = Completion { seq, attempt, outcome };
     let mut delay = FIRST_RESEND_DELAY;
     loop {
@@ -308,6 +320,18 @@ struct Task {
     seq: u64,
     attempt: u32,
     handle: AbortHandle,
+    /// Set once the attempt records its outcome: it is not stopped then.
+    recording: Arc<AtomicBool>,
+}
+
+impl Task {
+    /// Stops the attempt unless it is recording its outcome (which the
+    /// instance ignores if it is late).
+    fn stop(&self) {
+        if !self.recording.load(Ordering::SeqCst) {
+            self.handle.abort();
+        }
+    }
 }
 
 type Key = (&'static str, String);
@@ -415,15 +439,24 @@ impl Shared {
                 (Some(task), Some(now)) if (task.seq, task.attempt) == now => {}
                 (existing, Some((seq, attempt))) => {
                     if let Some(old) = existing {
-                        old.handle.abort();
+                        old.stop();
                     }
-                    let handle = driver.spawn_attempt(self, &key.1, seq, attempt);
-                    tasks.insert(key.clone(), Task { seq, attempt, handle });
+                    let recording = Arc::new(AtomicBool::new(false));
+                    let handle = driver.spawn_attempt(self, &key.1, seq, attempt, recording.clone());
+                    tasks.insert(
+                        key.clone(),
+                        Task {
+                            seq,
+                            attempt,
+                            handle,
+                            recording,
+                        },
+                    );
                 }
                 (Some(_), None) => {
                     // The attempt was settled (or timed out): stop it if it still runs.
                     if let Some(old) = tasks.remove(key) {
-                        old.handle.abort();
+                        old.stop();
                     }
                 }
                 (None, None) => {}
@@ -465,8 +498,9 @@ impl Shared {
 /// The workflows of one app: handles on instances, the index, the test kit's
 /// injected failures.
 ///
-/// The runner starts with the app when it is built inside a tokio runtime,
-/// otherwise on the first call here.
+/// The runner starts with the app when it is built inside a tokio runtime
+/// and the program links a `#[workflow]` in (so instances left in flight by
+/// an earlier process resume at once), otherwise on the first call here.
 pub struct Workflows {
     shared: Arc<Shared>,
     started: AtomicBool,
@@ -484,7 +518,10 @@ impl std::fmt::Debug for Workflows {
 
 impl Workflows {
     pub(crate) fn new(env: Env, commands: Arc<Commands>, timers: Arc<Timers>) -> Self {
-        let drivers = super::registered().map(|r| (r.name, (r.driver)())).collect();
+        let drivers: HashMap<&'static str, Arc<dyn Driver>> = super::registered().map(|r| (r.name, (r.driver)())).collect();
+        // A program with no workflow linked in, or an app without a timer
+        // store (which workflows need), starts the runner on first use instead.
+        let eager = !drivers.is_empty() && timers.store().is_ok();
         let workflows = Workflows {
             shared: Arc::new(Shared {
                 env,
@@ -502,7 +539,9 @@ impl Workflows {
             started: AtomicBool::new(false),
             alive: watch::channel(()).0,
         };
-        workflows.start();
+        if eager {
+            workflows.start();
+        }
         workflows
     }
 

@@ -70,12 +70,19 @@ fn rewritten(wf: &Workflow) -> ItemImpl {
         let name = &step.method.sig.ident;
         let text = name.unraw().to_string();
         let input = step.input().map_or_else(|| quote!(()), |ty| quote!(#ty));
-        let vis = &method.vis;
-        let docs = method.attrs.iter().filter(|a| a.path().is_ident("doc"));
+        let docs: Vec<_> = method.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+        let default_doc = docs
+            .is_empty()
+            .then(|| format!("The step `{text}`: the target of `Then::to(Self::{text}, …)`."));
+        let default_doc = default_doc.iter();
+        // Public whatever the method's visibility: a step's name is part of the
+        // workflow's interface (tests inject failures by it, operators read it).
         consts.push(quote_spanned! {name.span()=>
             #(#docs)*
+            #(#[doc = #default_doc])*
             #[allow(non_upper_case_globals)] // named like the step method it stands for
-            #vis const #name: ::factum::__private::StepRef<Self, #input> =
+            #[allow(private_interfaces)] // the input type may be private; the constant is only compared and passed on
+            pub const #name: ::factum::__private::StepRef<Self, #input> =
                 ::factum::__private::StepRef::new(#text);
         });
         method.sig.ident = hidden_name(step);
