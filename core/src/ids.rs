@@ -253,14 +253,14 @@ mod tests {
     fn workflow_command_ids_are_pinned() {
         assert_eq!(
             workflow_command_id("transfer", "t-1", "withdraw", 1, 0).to_string(),
-            "GOLDEN1",
+            "f9b2e3b8-6656-4ab0-862e-09629ba9cbfc",
             "the first call of transfer t-1's first step"
         );
         assert_eq!(
             workflow_command_id("transfer", "t-1", "deposit", 2, 0).to_string(),
-            "GOLDEN2"
+            "17db2a6c-962a-48e9-bf12-1eff580444b5"
         );
-        assert_eq!(workflow_command_id("", "", "", 0, 0).to_string(), "GOLDEN3");
+        assert_eq!(workflow_command_id("", "", "", 0, 0).to_string(), "1b4fc255-65ac-407a-846f-34de52eb0c0f");
     }
 
     #[test]

@@ -278,12 +278,31 @@ fn expand(wf: &Workflow) -> TokenStream {
 }
 
 /// After a structure error: the user's block rewritten (so `Self::step`
-/// references still resolve), without `impl Workflow`.
+/// names still resolve elsewhere), without `impl Workflow`, and with the
+/// bodies of its decisions and steps replaced by `unreachable!()`: the crate
+/// does not build anyway, and a body naming the undeclared step it was
+/// reported for would only repeat that error in rustc's words.
 fn fallback(wf: &Workflow) -> TokenStream {
     if wf.item.trait_.is_some() || wf.ident.is_none() {
         let item = crate::expand::stripped(wf.item, is_workflow_marker);
         return quote!(#item);
     }
-    let item = rewritten(wf);
+    let marked: Vec<String> = wf
+        .starts
+        .iter()
+        .chain(&wf.signals)
+        .map(|d| d.method.sig.ident.to_string())
+        .chain(wf.steps.iter().map(|s| hidden_name(s).to_string()))
+        .collect();
+    let mut item = rewritten(wf);
+    for impl_item in &mut item.items {
+        if let ImplItem::Fn(method) = impl_item
+            && marked.contains(&method.sig.ident.to_string())
+        {
+            method.block = syn::parse_quote!({ ::core::unreachable!() });
+            // The parameters the real body used are unused in the stub.
+            method.attrs.push(syn::parse_quote!(#[allow(unused_variables)]));
+        }
+    }
     quote!(#item)
 }
