@@ -19,6 +19,7 @@ use factum::sqlite::{SqliteStore, SqliteViewStore};
 use factum::store::{EventStore, MemoryStore, Snapshot};
 use factum::view::{MemoryViewStore, ViewError, ViewStore};
 use factum::{Codec, Timestamp};
+use factum_examples::transfer::{Credit, StartTransfer, Transfer, Wallet};
 use factum_tests::child::run_with_fault;
 use factum_tests::views::{Scored, Tally, append, fold_log, write_log};
 
@@ -172,6 +173,24 @@ fn every_point_is_reached_by_the_operation_it_names() {
             let expected_inside = if inside { commits } else { 0 };
             assert_eq!(fault::hits("view.commit.inside"), expected_inside, "{backend}");
         }
+        // Given nothing armed, when a transfer runs its two steps (withdraw, deposit) ...
+        let app = App::in_memory();
+        fault::disarm_all();
+        app.entity::<Wallet>("ada")
+            .send(Credit { amount: 10, reference: "opening balance".into() })
+            .await
+            .expect("fund");
+        let transfer = app.workflow::<Transfer>("t-1");
+        transfer
+            .start(StartTransfer { from: "ada".into(), to: "bob".into(), amount: 5 })
+            .await
+            .expect("start");
+        tokio::time::timeout(HANG, transfer.wait_for_end())
+            .await
+            .expect("not hung")
+            .expect("ended");
+        // ... then each step passed the workflow point once.
+        assert_eq!(fault::hits("workflow.step.after"), 2);
     });
     // Every point of the table is one of those.
     let points: Vec<&str> = fault::POINTS.iter().map(|(p, _)| *p).collect();
@@ -183,7 +202,8 @@ fn every_point_is_reached_by_the_operation_it_names() {
             "snapshot.save.before",
             "view.commit.before",
             "view.commit.inside",
-            "view.commit.after"
+            "view.commit.after",
+            "workflow.step.after"
         ]
     );
 }
