@@ -260,7 +260,10 @@ mod tests {
             workflow_command_id("transfer", "t-1", "deposit", 2, 0).to_string(),
             "17db2a6c-962a-48e9-bf12-1eff580444b5"
         );
-        assert_eq!(workflow_command_id("", "", "", 0, 0).to_string(), "1b4fc255-65ac-407a-846f-34de52eb0c0f");
+        assert_eq!(
+            workflow_command_id("", "", "", 0, 0).to_string(),
+            "1b4fc255-65ac-407a-846f-34de52eb0c0f"
+        );
     }
 
     #[test]

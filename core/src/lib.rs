@@ -349,7 +349,8 @@ pub mod prelude {
     pub use crate::SqliteStore;
     pub use crate::{
         App, Codec, CommandError, Committed, Context, Entity, EntityRef, Event, EventMeta, EventSet,
-        ManualClock, Recorded, SendOptions, StepContext, Then, Timestamp, Uuid, ViewOp, entity, view, workflow,
+        ManualClock, Recorded, SendOptions, StepContext, Then, Timestamp, Uuid, ViewOp, entity, view,
+        workflow,
     };
 }
 
@@ -359,7 +360,9 @@ pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
-    pub use crate::workflow::{IntoDecision, IntoStepResult, StepOptions, StepRef, WorkflowRegistration, decode_input};
+    pub use crate::workflow::{
+        IntoDecision, IntoStepResult, StepOptions, StepRef, WorkflowRegistration, decode_input,
+    };
     pub use inventory;
     pub use serde;
 }

@@ -506,13 +506,20 @@ impl VirtualTime {
     ///
     /// A step that hangs is not advanced past: its timeout fires only when
     /// the time is moved beyond it ([`advance`](VirtualTime::advance)).
-    pub async fn settle<W: Workflow>(&self, timers: &Timers, instance: &WorkflowRef<W>) -> Result<Status, SettleError> {
+    pub async fn settle<W: Workflow>(
+        &self,
+        timers: &Timers,
+        instance: &WorkflowRef<W>,
+    ) -> Result<Status, SettleError> {
         for _ in 0..MAX_SETTLE_ADVANCES {
             let status = instance.wait_settled().await?;
             let due = match &status {
-                Status::Running { retry_at: Some(due), .. } => *due,
+                Status::Running {
+                    retry_at: Some(due), ..
+                } => *due,
                 Status::Paused {
-                    timeout_at: Some(due), ..
+                    timeout_at: Some(due),
+                    ..
                 } => *due,
                 _ => return Ok(status),
             };

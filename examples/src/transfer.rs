@@ -246,7 +246,8 @@ impl Transfer {
         };
         match ctx.send::<Wallet>(&self.from, debit).await {
             Ok(_) if self.amount > LIMIT => {
-                Ok(Then::pause_for(ACCEPT_WITHIN, Self::refund, ()).with_state(self.with_outcome(Outcome::Held)))
+                Ok(Then::pause_for(ACCEPT_WITHIN, Self::refund, ())
+                    .with_state(self.with_outcome(Outcome::Held)))
             }
             Ok(_) => Ok(Then::to(Self::deposit, ())),
             Err(CommandError::Rejected(WalletError::Insufficient { .. })) => {

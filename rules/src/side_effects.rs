@@ -55,7 +55,9 @@ pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
     let why = match site {
         Site::Handle => "a handler may run again on retry, so the effect would repeat",
         Site::Apply | Site::ViewOn => "an event is folded again on every replay, so the effect would repeat",
-        Site::WorkflowDecision => "a decision may run again when its command is retried, so the effect would repeat",
+        Site::WorkflowDecision => {
+            "a decision may run again when its command is retried, so the effect would repeat"
+        }
     };
     let instead = match site {
         Site::WorkflowDecision => {

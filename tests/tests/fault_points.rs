@@ -177,12 +177,19 @@ fn every_point_is_reached_by_the_operation_it_names() {
         let app = App::in_memory();
         fault::disarm_all();
         app.entity::<Wallet>("ada")
-            .send(Credit { amount: 10, reference: "opening balance".into() })
+            .send(Credit {
+                amount: 10,
+                reference: "opening balance".into(),
+            })
             .await
             .expect("fund");
         let transfer = app.workflow::<Transfer>("t-1");
         transfer
-            .start(StartTransfer { from: "ada".into(), to: "bob".into(), amount: 5 })
+            .start(StartTransfer {
+                from: "ada".into(),
+                to: "bob".into(),
+                amount: 5,
+            })
             .await
             .expect("start");
         tokio::time::timeout(HANG, transfer.wait_for_end())

@@ -10,7 +10,8 @@ use factum::prelude::*;
 use factum::testkit::VirtualTime;
 use factum::workflow::{Status, StatusKind, WorkflowEvent, WorkflowRejection};
 use factum_examples::transfer::{
-    Accept, Credit, Decline, Freeze, LIMIT, Outcome, StartTransfer, Transfer, TransferError, Wallet, WalletEvent,
+    Accept, Credit, Decline, Freeze, LIMIT, Outcome, StartTransfer, Transfer, TransferError, Wallet,
+    WalletEvent,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +26,11 @@ impl World {
     fn memory() -> World {
         let time = VirtualTime::at(Timestamp::parse("2030-01-01T00:00:00Z").expect("a time"));
         let app = App::builder().clock(time.clock()).build();
-        World { app, time, _dir: None }
+        World {
+            app,
+            time,
+            _dir: None,
+        }
     }
 
     fn sqlite() -> World {
@@ -55,12 +60,22 @@ impl World {
     }
 
     async fn balance(&self, wallet: &str) -> u64 {
-        self.app.entity::<Wallet>(wallet).state().await.expect("a wallet").balance
+        self.app
+            .entity::<Wallet>(wallet)
+            .state()
+            .await
+            .expect("a wallet")
+            .balance
     }
 
     /// The wallet's events, as `+amount` / `-amount` / `frozen`.
     async fn movements(&self, wallet: &str) -> Vec<String> {
-        let history = self.app.entity::<Wallet>(wallet).history().await.expect("a history");
+        let history = self
+            .app
+            .entity::<Wallet>(wallet)
+            .history()
+            .await
+            .expect("a history");
         history
             .into_iter()
             .map(|r| match r.event {
@@ -85,7 +100,10 @@ impl World {
     }
 
     async fn settle(&self, instance: &factum::WorkflowRef<Transfer>) -> Status {
-        self.time.settle(self.app.timers(), instance).await.expect("settle")
+        self.time
+            .settle(self.app.timers(), instance)
+            .await
+            .expect("settle")
     }
 }
 
@@ -128,7 +146,13 @@ async fn a_transfer_withdraws_then_deposits_then_ends(w: World) {
     assert_eq!(t.trail().await.unwrap(), ["withdraw", "deposit"]);
     assert_eq!(t.state().await.unwrap().unwrap().outcome, Outcome::Completed);
     assert_eq!((w.balance("ada").await, w.balance("bob").await), (7_500, 2_500));
-    let names: Vec<&str> = t.history().await.unwrap().iter().map(|r| r.event.name()).collect();
+    let names: Vec<&str> = t
+        .history()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.event.name())
+        .collect();
     assert_eq!(
         names,
         [
@@ -150,7 +174,13 @@ async fn a_failing_deposit_is_compensated_by_a_refund(w: World) {
     assert_eq!(w.settle(&t).await, Status::Ended);
     assert_eq!(
         t.trail().await.unwrap(),
-        ["withdraw", "deposit failed", "deposit failed", "deposit failed", "refund"],
+        [
+            "withdraw",
+            "deposit failed",
+            "deposit failed",
+            "deposit failed",
+            "refund"
+        ],
         "deposit has max_retries = 2, then fails over to refund"
     );
     assert_eq!(t.state().await.unwrap().unwrap().outcome, Outcome::Refunded);
@@ -168,11 +198,16 @@ async fn a_step_retried_after_a_failure_succeeds_and_one_failing_every_time_fail
     w.fund("ada", 10_000).await;
     w.app.workflows().fail_step_of("t-once", Transfer::deposit, 1);
     for attempt in 1..=3 {
-        w.app.workflows().fail_step_of("t-always", Transfer::deposit, attempt);
+        w.app
+            .workflows()
+            .fail_step_of("t-always", Transfer::deposit, attempt);
     }
     let once = w.transfer("t-once", "ada", "bob", 1_000).await;
     assert_eq!(w.settle(&once).await, Status::Ended);
-    assert_eq!(once.trail().await.unwrap(), ["withdraw", "deposit failed", "deposit"]);
+    assert_eq!(
+        once.trail().await.unwrap(),
+        ["withdraw", "deposit failed", "deposit"]
+    );
     let retry = &once.steps().await.unwrap()[1];
     assert_eq!((retry.attempt, retry.timed_out), (1, false));
 
@@ -180,7 +215,13 @@ async fn a_step_retried_after_a_failure_succeeds_and_one_failing_every_time_fail
     assert_eq!(w.settle(&always).await, Status::Ended);
     assert_eq!(
         always.trail().await.unwrap(),
-        ["withdraw", "deposit failed", "deposit failed", "deposit failed", "refund"]
+        [
+            "withdraw",
+            "deposit failed",
+            "deposit failed",
+            "deposit failed",
+            "refund"
+        ]
     );
     assert_eq!((w.balance("ada").await, w.balance("bob").await), (9_000, 1_000));
 }
@@ -189,15 +230,30 @@ async fn a_held_transfer_waits_for_accept(w: World) {
     w.fund("ada", 1_000_000).await;
     let t = w.transfer("t-big", "ada", "bob", LIMIT + 1).await;
     let paused = t.wait_settled().await.unwrap();
-    assert!(matches!(paused, Status::Paused { timeout_at: Some(_), .. }), "{paused:?}");
+    assert!(
+        matches!(
+            paused,
+            Status::Paused {
+                timeout_at: Some(_),
+                ..
+            }
+        ),
+        "{paused:?}"
+    );
     assert_eq!(t.state().await.unwrap().unwrap().outcome, Outcome::Held);
     assert_eq!(w.balance("ada").await, 1_000_000 - LIMIT - 1, "the money is held");
     t.signal(Accept).await.unwrap();
     assert_eq!(w.settle(&t).await, Status::Ended);
-    assert_eq!(t.trail().await.unwrap(), ["withdraw", "paused", "signal Accept", "deposit"]);
+    assert_eq!(
+        t.trail().await.unwrap(),
+        ["withdraw", "paused", "signal Accept", "deposit"]
+    );
     assert_eq!(w.balance("bob").await, LIMIT + 1);
     // The pause's timer, now late, changes nothing.
-    w.time.advance(w.app.timers(), Duration::from_secs(7_200)).await.unwrap();
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(7_200))
+        .await
+        .unwrap();
     assert_eq!(t.wait_settled().await.unwrap(), Status::Ended);
     assert_eq!(t.trail().await.unwrap().len(), 4);
 }
@@ -206,20 +262,33 @@ async fn a_held_transfer_nobody_accepts_times_out_and_is_refunded(w: World) {
     w.fund("ada", 1_000_000).await;
     let t = w.transfer("t-big", "ada", "bob", LIMIT + 5).await;
     t.wait_settled().await.unwrap();
-    w.time.advance(w.app.timers(), Duration::from_secs(3_599)).await.unwrap();
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(3_599))
+        .await
+        .unwrap();
     assert!(
         matches!(t.wait_settled().await.unwrap(), Status::Paused { .. }),
         "one second before the hour it still waits"
     );
     assert_eq!(w.settle(&t).await, Status::Ended);
-    assert_eq!(t.trail().await.unwrap(), ["withdraw", "paused", "pause timed out", "refund"]);
-    assert_eq!(w.movements("ada").await, ["+1000000", &format!("-{}", LIMIT + 5), &format!("+{}", LIMIT + 5)]);
+    assert_eq!(
+        t.trail().await.unwrap(),
+        ["withdraw", "paused", "pause timed out", "refund"]
+    );
+    assert_eq!(
+        w.movements("ada").await,
+        ["+1000000", &format!("-{}", LIMIT + 5), &format!("+{}", LIMIT + 5)]
+    );
     assert!(w.movements("bob").await.is_empty());
     // A signal after the end is refused, typed.
     let late = t.signal(Decline).await.unwrap_err();
     assert!(matches!(
         late.rejection(),
-        Some(WorkflowRejection::NotAccepting { status: Status::Ended, signal: "Decline", .. })
+        Some(WorkflowRejection::NotAccepting {
+            status: Status::Ended,
+            signal: "Decline",
+            ..
+        })
     ));
 }
 
@@ -256,7 +325,14 @@ impl Probe {
 async fn timeout_armed(w: &World, id: &str) {
     let name = format!("workflow:probe:{id}:timeout");
     for _ in 0..500 {
-        if w.app.timers().pending().await.unwrap().iter().any(|t| t.name == name) {
+        if w.app
+            .timers()
+            .pending()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.name == name)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -268,15 +344,32 @@ async fn a_step_that_hangs_times_out_and_fails_over(w: World) {
     let p = w.app.workflow::<Probe>("p-1");
     p.start(Go).await.unwrap();
     timeout_armed(&w, "p-1").await;
-    w.time.advance(w.app.timers(), Duration::from_secs(4)).await.unwrap();
-    assert!(matches!(p.status().await.unwrap(), Status::Running { attempt: 1, .. }));
-    w.time.advance(w.app.timers(), Duration::from_secs(1)).await.unwrap();
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert!(matches!(
+        p.status().await.unwrap(),
+        Status::Running { attempt: 1, .. }
+    ));
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(1))
+        .await
+        .unwrap();
     // The retry (attempt 2) hangs too; its own timeout ends it.
-    p.wait_until(|s| matches!(s, Status::Running { attempt: 2, .. })).await.unwrap();
+    p.wait_until(|s| matches!(s, Status::Running { attempt: 2, .. }))
+        .await
+        .unwrap();
     timeout_armed(&w, "p-1").await;
-    w.time.advance(w.app.timers(), Duration::from_secs(5)).await.unwrap();
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(p.wait_for_end().await.unwrap(), Status::Ended);
-    assert_eq!(p.trail().await.unwrap(), ["hang timed out", "hang timed out", "give_up"]);
+    assert_eq!(
+        p.trail().await.unwrap(),
+        ["hang timed out", "hang timed out", "give_up"]
+    );
     assert_eq!(p.state().await.unwrap(), Some(Probe { gave_up: true }));
 }
 
@@ -290,12 +383,22 @@ async fn refused_starts_and_signals_are_typed_errors(w: World) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(refused.rejection(), Some(WorkflowRejection::Refused(TransferError::Empty))));
-    assert_eq!(empty.status().await.unwrap(), Status::NotStarted, "a refusal stores nothing");
+    assert!(matches!(
+        refused.rejection(),
+        Some(WorkflowRejection::Refused(TransferError::Empty))
+    ));
+    assert_eq!(
+        empty.status().await.unwrap(),
+        Status::NotStarted,
+        "a refusal stores nothing"
+    );
     let early = empty.signal(Accept).await.unwrap_err();
     assert!(matches!(
         early.rejection(),
-        Some(WorkflowRejection::NotAccepting { status: Status::NotStarted, .. })
+        Some(WorkflowRejection::NotAccepting {
+            status: Status::NotStarted,
+            ..
+        })
     ));
 
     w.fund("ada", 100).await;
@@ -308,7 +411,10 @@ async fn refused_starts_and_signals_are_typed_errors(w: World) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(again.rejection(), Some(WorkflowRejection::AlreadyStarted { .. })), "{again}");
+    assert!(
+        matches!(again.rejection(), Some(WorkflowRejection::AlreadyStarted { .. })),
+        "{again}"
+    );
     assert_eq!(w.settle(&t).await, Status::Ended);
     assert_eq!(w.balance("bob").await, 50);
 }
@@ -320,9 +426,18 @@ async fn instances_are_listed_by_status_and_can_be_cancelled(w: World) {
     w.settle(&small).await;
     big.wait_settled().await.unwrap();
     let paused = w.app.workflows().list(Some(StatusKind::Paused)).await.unwrap();
-    assert_eq!(paused.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["t-big"]);
+    assert_eq!(
+        paused.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+        ["t-big"]
+    );
     let ended = w.app.workflows().list(Some(StatusKind::Ended)).await.unwrap();
-    assert_eq!(ended.iter().map(|i| (i.workflow, i.id.as_str())).collect::<Vec<_>>(), [("transfer", "t-small")]);
+    assert_eq!(
+        ended
+            .iter()
+            .map(|i| (i.workflow, i.id.as_str()))
+            .collect::<Vec<_>>(),
+        [("transfer", "t-small")]
+    );
 
     big.cancel("the customer called").await.unwrap();
     assert_eq!(
@@ -332,11 +447,24 @@ async fn instances_are_listed_by_status_and_can_be_cancelled(w: World) {
         }
     );
     let again = big.cancel("twice").await.unwrap_err();
-    assert!(matches!(again.rejection(), Some(WorkflowRejection::Finished { .. })));
-    assert!(w.app.workflows().list(Some(StatusKind::Paused)).await.unwrap().is_empty());
+    assert!(matches!(
+        again.rejection(),
+        Some(WorkflowRejection::Finished { .. })
+    ));
+    assert!(
+        w.app
+            .workflows()
+            .list(Some(StatusKind::Paused))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(w.app.workflows().list(None).await.unwrap().len(), 2);
     // The cancelled pause's timer, fired late, changes nothing.
-    w.time.advance(w.app.timers(), Duration::from_secs(7_200)).await.unwrap();
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(7_200))
+        .await
+        .unwrap();
     assert!(matches!(big.status().await.unwrap(), Status::Cancelled { .. }));
 }
 
@@ -346,7 +474,10 @@ async fn a_steps_entity_calls_carry_ids_derived_from_the_step_not_the_attempt(w:
     w.app.workflows().fail_step_of("t-ids", Transfer::withdraw, 1);
     let t = w.transfer("t-ids", "ada", "bob", 300).await;
     assert_eq!(w.settle(&t).await, Status::Ended);
-    assert_eq!(t.trail().await.unwrap(), ["withdraw failed", "withdraw", "deposit"]);
+    assert_eq!(
+        t.trail().await.unwrap(),
+        ["withdraw failed", "withdraw", "deposit"]
+    );
     let debit = w.app.entity::<Wallet>("ada").history().await.unwrap().remove(1);
     assert_eq!(
         debit.metadata.command_id,
@@ -358,7 +489,11 @@ async fn a_steps_entity_calls_carry_ids_derived_from_the_step_not_the_attempt(w:
         factum::ids::workflow_command_id("transfer", "t-ids", "deposit", 2, 0)
     );
     let history = t.history().await.unwrap();
-    assert!(history.iter().any(|r| matches!(&r.event, WorkflowEvent::StepAttemptFailed(e) if e.attempt == 1)));
+    assert!(
+        history
+            .iter()
+            .any(|r| matches!(&r.event, WorkflowEvent::StepAttemptFailed(e) if e.attempt == 1))
+    );
     assert_eq!(w.movements("ada").await, ["+1000", "-300"]);
 }
 
@@ -387,7 +522,9 @@ impl Payment {
             amount: 100,
             reference: "payment".into(),
         };
-        ctx.send::<Wallet>(&self.wallet, debit).await.map_err(|e| e.to_string())?;
+        ctx.send::<Wallet>(&self.wallet, debit)
+            .await
+            .map_err(|e| e.to_string())?;
         if ctx.attempt() == 1 {
             return Err("the connection dropped after the debit was sent".into());
         }
@@ -401,5 +538,9 @@ async fn a_step_retried_after_its_call_went_through_has_the_calls_effect_once(w:
     p.start(Pay { wallet: "ada".into() }).await.unwrap();
     assert_eq!(w.time.settle(w.app.timers(), &p).await.unwrap(), Status::Ended);
     assert_eq!(p.trail().await.unwrap(), ["charge failed", "charge"]);
-    assert_eq!(w.movements("ada").await, ["+1000", "-100"], "the second attempt's debit was the first's");
+    assert_eq!(
+        w.movements("ada").await,
+        ["+1000", "-100"],
+        "the second attempt's debit was the first's"
+    );
 }

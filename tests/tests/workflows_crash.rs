@@ -56,7 +56,11 @@ fn kill_at(db: &std::path::Path, hit: u64) {
     }
     child.kill().expect("SIGKILL the child");
     let status = child.wait().expect("wait for the child");
-    assert_eq!(status.signal(), Some(SIGKILL), "the child died of the kill: {status}");
+    assert_eq!(
+        status.signal(),
+        Some(SIGKILL),
+        "the child died of the kill: {status}"
+    );
 }
 
 #[test]
@@ -76,7 +80,10 @@ fn transfers_killed_mid_step_resume_and_move_the_money_once() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let ended = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("ended ")).count();
+    let ended = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("ended "))
+        .count();
     assert_eq!(ended, TRANSFERS);
 
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -85,7 +92,11 @@ fn transfers_killed_mid_step_resume_and_move_the_money_once() {
         for i in 0..TRANSFERS {
             let transfer = app.workflow::<Transfer>(format!("kill-{i}"));
             assert_eq!(transfer.status().await.unwrap(), Status::Ended, "kill-{i}");
-            assert_eq!(transfer.trail().await.unwrap(), ["withdraw", "deposit"], "kill-{i}: each step recorded once");
+            assert_eq!(
+                transfer.trail().await.unwrap(),
+                ["withdraw", "deposit"],
+                "kill-{i}: each step recorded once"
+            );
         }
         let movements = |wallet: &'static str| {
             let app = app.clone();
@@ -93,8 +104,14 @@ fn transfers_killed_mid_step_resume_and_move_the_money_once() {
                 let mut per_reference = std::collections::BTreeMap::<String, Vec<i64>>::new();
                 for r in app.entity::<Wallet>(wallet).history().await.unwrap() {
                     match r.event {
-                        WalletEvent::Credited(e) => per_reference.entry(e.reference).or_default().push(e.amount as i64),
-                        WalletEvent::Debited(e) => per_reference.entry(e.reference).or_default().push(-(e.amount as i64)),
+                        WalletEvent::Credited(e) => per_reference
+                            .entry(e.reference)
+                            .or_default()
+                            .push(e.amount as i64),
+                        WalletEvent::Debited(e) => per_reference
+                            .entry(e.reference)
+                            .or_default()
+                            .push(-(e.amount as i64)),
                         WalletEvent::Frozen(_) => {}
                     }
                 }
@@ -106,10 +123,22 @@ fn transfers_killed_mid_step_resume_and_move_the_money_once() {
         for i in 0..TRANSFERS {
             let reference = format!("transfer kill-{i}");
             let amount = 100 + i as i64;
-            assert_eq!(ada.get(&reference), Some(&vec![-amount]), "ada: one withdrawal for kill-{i}");
-            assert_eq!(bob.get(&reference), Some(&vec![amount]), "bob: one deposit for kill-{i}");
+            assert_eq!(
+                ada.get(&reference),
+                Some(&vec![-amount]),
+                "ada: one withdrawal for kill-{i}"
+            );
+            assert_eq!(
+                bob.get(&reference),
+                Some(&vec![amount]),
+                "bob: one deposit for kill-{i}"
+            );
         }
-        assert_eq!(ada.len(), TRANSFERS + 1, "the opening balance and one debit per transfer: {ada:?}");
+        assert_eq!(
+            ada.len(),
+            TRANSFERS + 1,
+            "the opening balance and one debit per transfer: {ada:?}"
+        );
         assert_eq!(ada.get("opening balance"), Some(&vec![1_000_000]), "funded once");
     });
 }

@@ -99,11 +99,20 @@ impl StepContext {
             causation_id: None,
             correlation_id: Some(self.correlation_id),
         };
-        self.commands.entity::<E>(entity_id).send_with(command, options).await
+        self.commands
+            .entity::<E>(entity_id)
+            .send_with(command, options)
+            .await
     }
 
     /// Schedules a durable timer (see [`Timers::schedule`]).
-    pub async fn schedule<E, C>(&self, name: &str, entity_id: &str, due: Timestamp, command: C) -> Result<(), TimerError>
+    pub async fn schedule<E, C>(
+        &self,
+        name: &str,
+        entity_id: &str,
+        due: Timestamp,
+        command: C,
+    ) -> Result<(), TimerError>
     where
         E: Entity,
         C: Into<E::Command> + Serialize + DeserializeOwned + Send + 'static,

@@ -269,8 +269,13 @@ pub(crate) struct Transition {
 
 #[derive(Clone, Debug, PartialEq)]
 enum ErasedNext {
-    Step { step: String, input: String },
-    Pause { timeout: Option<(Duration, String, String)> },
+    Step {
+        step: String,
+        input: String,
+    },
+    Pause {
+        timeout: Option<(Duration, String, String)>,
+    },
     End,
     Fail(String),
 }
@@ -279,7 +284,9 @@ impl<W: Workflow> Then<W> {
     /// Encodes the state and inputs; the error names what did not encode.
     pub(crate) fn erase(self) -> Result<Transition, String> {
         let state = match &self.state {
-            Some(s) => Some(serde_json::to_string(s).map_err(|e| format!("the new state does not encode: {e}"))?),
+            Some(s) => {
+                Some(serde_json::to_string(s).map_err(|e| format!("the new state does not encode: {e}"))?)
+            }
             None => None,
         };
         let input = |step: &str, input: Result<String, String>| {
@@ -368,7 +375,9 @@ pub enum WorkflowRejection<E> {
         status: Status,
     },
     /// A signal came while the instance does not wait for one.
-    #[error("workflow {workflow}/{id} does not accept signal `{signal}` now: it is {status}, and signals are taken while paused")]
+    #[error(
+        "workflow {workflow}/{id} does not accept signal `{signal}` now: it is {status}, and signals are taken while paused"
+    )]
     NotAccepting {
         /// The workflow.
         workflow: &'static str,
@@ -482,7 +491,9 @@ impl Core {
                     retry_at: None,
                 };
             }
-            WorkflowEvent::StepSucceeded(_) | WorkflowEvent::SignalReceived(_) | WorkflowEvent::PauseTimedOut(_) => {}
+            WorkflowEvent::StepSucceeded(_)
+            | WorkflowEvent::SignalReceived(_)
+            | WorkflowEvent::PauseTimedOut(_) => {}
             WorkflowEvent::StepAttemptFailed(e) => {
                 if e.retrying {
                     self.status = Status::Running {
@@ -494,7 +505,12 @@ impl Core {
                 }
             }
             WorkflowEvent::StepRetryStarted(e) => {
-                if let Status::Running { seq, attempt, retry_at, .. } = &mut self.status
+                if let Status::Running {
+                    seq,
+                    attempt,
+                    retry_at,
+                    ..
+                } = &mut self.status
                     && *seq == e.seq
                     && *attempt == e.attempt
                 {
@@ -540,7 +556,9 @@ impl Core {
 /// The delay before retry number `retry` (1 for the first): the backoff,
 /// doubling, at most 64 times the backoff.
 fn retry_delay(options: &StepOptions, retry: u32) -> Duration {
-    options.backoff.saturating_mul(1u32 << retry.saturating_sub(1).min(6))
+    options
+        .backoff
+        .saturating_mul(1u32 << retry.saturating_sub(1).min(6))
 }
 
 impl<W: Workflow> Instance<W> {
@@ -583,9 +601,7 @@ impl<W: Workflow> Instance<W> {
     /// An attempt failed: retry (now or after the backoff), fail over, or fail.
     fn attempt_failed(
         &self,
-        step: &str,
-        seq: u64,
-        attempt: u32,
+        (step, seq, attempt): (&str, u64, u32),
         error: String,
         timed_out: bool,
         ctx: &Context,
@@ -658,7 +674,9 @@ impl<W: Workflow> Entity for Instance<W> {
                 let t = then.erase().map_err(|e| self.rejection(ctx, e))?;
                 let state = match &t.state {
                     Some(s) => s.clone(),
-                    None => serde_json::to_string(&initial).map_err(|e| self.rejection(ctx, e.to_string()))?,
+                    None => {
+                        serde_json::to_string(&initial).map_err(|e| self.rejection(ctx, e.to_string()))?
+                    }
                 };
                 out.push(
                     WorkflowStarted {
@@ -710,7 +728,7 @@ impl<W: Workflow> Entity for Instance<W> {
                         );
                         self.transition(t, ctx, &mut out);
                     }
-                    Err(error) => self.attempt_failed(step, seq, attempt, error, false, ctx, &mut out),
+                    Err(error) => self.attempt_failed((step, seq, attempt), error, false, ctx, &mut out),
                 }
             }
             InstanceCommand::TimedOut(t) => {
@@ -719,7 +737,7 @@ impl<W: Workflow> Entity for Instance<W> {
                 {
                     let timeout = W::step_options(step).timeout.unwrap_or_default();
                     let error = format!("the attempt ran longer than its timeout of {timeout:?}");
-                    self.attempt_failed(step, seq, attempt, error, true, ctx, &mut out);
+                    self.attempt_failed((step, seq, attempt), error, true, ctx, &mut out);
                 }
             }
             InstanceCommand::RetryDue(r) => {

@@ -4,7 +4,7 @@
 //! A workflow is a state type with an `#[workflow]` impl block. Two kinds of
 //! code are kept apart:
 //! - **decisions** — the start command (`#[start]`) and the signals
-//!   (`#[signal]`) — are pure, take `&self`, and obey the [rules](crate::rules)
+//!   (`#[signal]`) — are pure, take `&self`, and obey the rules of `factum::rules`
 //!   like `#[handle]`: no clock, no randomness, no side effects;
 //! - **steps** (`#[step]`, `async`) do the work: call entities through their
 //!   [`StepContext`], call outside services. Each returns the next move, a
@@ -56,8 +56,8 @@ pub use instance::{
     WorkflowRejection, events,
 };
 pub use runner::{
-    InstanceError, InstanceInfo, STEPS_IN_FLIGHT, StepRecord, WorkflowRef, WorkflowRunnerError, WorkflowWaitError,
-    Workflows,
+    InstanceError, InstanceInfo, STEPS_IN_FLIGHT, StepRecord, WorkflowRef, WorkflowRunnerError,
+    WorkflowWaitError, Workflows,
 };
 
 use std::fmt::Debug;
@@ -285,7 +285,10 @@ impl Status {
 
     /// True once nothing more will happen to the instance.
     pub fn is_final(&self) -> bool {
-        matches!(self, Status::Ended | Status::Failed { .. } | Status::Cancelled { .. })
+        matches!(
+            self,
+            Status::Ended | Status::Failed { .. } | Status::Cancelled { .. }
+        )
     }
 }
 
@@ -310,7 +313,9 @@ impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Status::NotStarted => f.write_str("not started"),
-            Status::Running { step, seq, attempt, .. } => {
+            Status::Running {
+                step, seq, attempt, ..
+            } => {
                 write!(f, "running step `{step}` (seq {seq}, attempt {attempt})")
             }
             Status::Paused { seq, .. } => write!(f, "paused (seq {seq})"),

@@ -23,7 +23,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::AbortHandle;
 
 use super::context::StepContext;
-use super::instance::{Completion, Core, Instance, InstanceCommand, PauseExpired, RetryDue, StepTimedOut, WorkflowEvent};
+use super::instance::{
+    Completion, Core, Instance, InstanceCommand, PauseExpired, RetryDue, StepTimedOut, WorkflowEvent,
+};
 use super::{Status, StatusKind, StepRef, Workflow, WorkflowRejection};
 use crate::command::{CommandError, Commands, Committed, LoadError, Recorded, SendOptions};
 use crate::env::Env;
@@ -150,8 +152,14 @@ fn timer_name(workflow: &str, id: &str, kind: &str) -> String {
 pub(crate) trait Driver: Send + Sync + 'static {
     /// Runs one attempt of the step in flight as a task.
     /// `recording` is set once the attempt's outcome is being recorded.
-    fn spawn_attempt(&self, shared: &Arc<Shared>, id: &str, seq: u64, attempt: u32, recording: Arc<AtomicBool>)
-    -> AbortHandle;
+    fn spawn_attempt(
+        &self,
+        shared: &Arc<Shared>,
+        id: &str,
+        seq: u64,
+        attempt: u32,
+        recording: Arc<AtomicBool>,
+    ) -> AbortHandle;
 
     /// Schedules a retry's or a pause's timer.
     fn arm<'a>(
@@ -180,7 +188,8 @@ impl<W: Workflow> Driver for Typed<W> {
     ) -> AbortHandle {
         let shared = shared.clone();
         let id = id.to_owned();
-        tokio::spawn(async move { run_attempt::<W>(shared, id, seq, attempt, recording).await }).abort_handle()
+        tokio::spawn(async move { run_attempt::<W>(shared, id, seq, attempt, recording).await })
+            .abort_handle()
     }
 
     fn arm<'a>(
@@ -213,7 +222,13 @@ impl<W: Workflow> Driver for Typed<W> {
 /// One attempt of the step in flight of instance `id`: checks that it is
 /// still the one to run, arms its timeout, runs it (or its injected
 /// failure), and records the outcome, trying again on store failures.
-async fn run_attempt<W: Workflow>(shared: Arc<Shared>, id: String, seq: u64, attempt: u32, recording: Arc<AtomicBool>) {
+async fn run_attempt<W: Workflow>(
+    shared: Arc<Shared>,
+    id: String,
+    seq: u64,
+    attempt: u32,
+    recording: Arc<AtomicBool>,
+) {
     let Ok(_permit) = shared.slots.clone().acquire_owned().await else {
         return;
     };
@@ -277,11 +292,18 @@ async fn run_attempt<W: Workflow>(shared: Arc<Shared>, id: String, seq: u64, att
     // From here on the task finishes on its own: stopping it mid-send would
     // only leave the result to be recorded by a re-run.
     recording.store(true, Ordering::SeqCst);
-    let completion = Completion { seq, attempt, outcome };
+    let completion = Completion {
+        seq,
+        attempt,
+        outcome,
+    };
     let mut delay = FIRST_RESEND_DELAY;
     loop {
         match entity
-            .send_with(InstanceCommand::Complete(completion.clone()), SendOptions::default())
+            .send_with(
+                InstanceCommand::Complete(completion.clone()),
+                SendOptions::default(),
+            )
             .await
         {
             Ok(_) => break,
@@ -400,14 +422,19 @@ impl Shared {
             let Some(workflow) = self.workflow_name(&record.stream_type) else {
                 continue;
             };
-            let event = WorkflowEvent::decode(&record.event_type, record.schema_version, record.codec, &record.payload)
-                .map_err(|source| WorkflowRunnerError::Decode {
-                    stream_type: record.stream_type.clone(),
-                    stream_id: record.stream_id.clone(),
-                    version: record.version,
-                    position: record.position,
-                    source,
-                })?;
+            let event = WorkflowEvent::decode(
+                &record.event_type,
+                record.schema_version,
+                record.codec,
+                &record.payload,
+            )
+            .map_err(|source| WorkflowRunnerError::Decode {
+                stream_type: record.stream_type.clone(),
+                stream_id: record.stream_id.clone(),
+                version: record.version,
+                position: record.position,
+                source,
+            })?;
             index
                 .entry(workflow)
                 .or_default()
@@ -473,7 +500,10 @@ impl Shared {
                 attempt: *attempt,
                 due: *due,
             }),
-            Status::Paused { seq, timeout_at: Some(due) } => Some(Arm::Pause { seq: *seq, due: *due }),
+            Status::Paused {
+                seq,
+                timeout_at: Some(due),
+            } => Some(Arm::Pause { seq: *seq, due: *due }),
             _ => None,
         };
         match arm {
@@ -518,7 +548,8 @@ impl std::fmt::Debug for Workflows {
 
 impl Workflows {
     pub(crate) fn new(env: Env, commands: Arc<Commands>, timers: Arc<Timers>) -> Self {
-        let drivers: HashMap<&'static str, Arc<dyn Driver>> = super::registered().map(|r| (r.name, (r.driver)())).collect();
+        let drivers: HashMap<&'static str, Arc<dyn Driver>> =
+            super::registered().map(|r| (r.name, (r.driver)())).collect();
         // A program with no workflow linked in, or an app without a timer
         // store (which workflows need), starts the runner on first use instead.
         let eager = !drivers.is_empty() && timers.store().is_ok();
@@ -678,7 +709,10 @@ impl<W: Workflow> WorkflowRef<W> {
     /// records its state and first move. Refused with
     /// [`WorkflowRejection::AlreadyStarted`] the second time, and with
     /// [`WorkflowRejection::Refused`] when the decision refuses.
-    pub async fn start(&self, command: impl Into<W::Start>) -> Result<Committed<Instance<W>>, InstanceError<W>> {
+    pub async fn start(
+        &self,
+        command: impl Into<W::Start>,
+    ) -> Result<Committed<Instance<W>>, InstanceError<W>> {
         self.entity.send(InstanceCommand::Start(command.into())).await
     }
 
@@ -686,14 +720,20 @@ impl<W: Workflow> WorkflowRef<W> {
     /// [`WorkflowRejection::NotAccepting`] when it is not paused (not
     /// started, in a step, over), and with [`WorkflowRejection::Refused`] when
     /// the signal's decision refuses.
-    pub async fn signal(&self, signal: impl Into<W::Signal>) -> Result<Committed<Instance<W>>, InstanceError<W>> {
+    pub async fn signal(
+        &self,
+        signal: impl Into<W::Signal>,
+    ) -> Result<Committed<Instance<W>>, InstanceError<W>> {
         self.entity.send(InstanceCommand::Signal(signal.into())).await
     }
 
     /// Cancels the instance: it ends as [`Status::Cancelled`]; a step
     /// running now is stopped and its late result ignored. Refused with
     /// [`WorkflowRejection::Finished`] once it is over.
-    pub async fn cancel(&self, reason: impl Into<String>) -> Result<Committed<Instance<W>>, InstanceError<W>> {
+    pub async fn cancel(
+        &self,
+        reason: impl Into<String>,
+    ) -> Result<Committed<Instance<W>>, InstanceError<W>> {
         self.entity.send(InstanceCommand::Cancel(reason.into())).await
     }
 
@@ -749,7 +789,9 @@ impl<W: Workflow> WorkflowRef<W> {
         for recorded in self.history().await? {
             match recorded.event {
                 WorkflowEvent::StepSucceeded(e) => out.push(e.step),
-                WorkflowEvent::StepAttemptFailed(e) if e.timed_out => out.push(format!("{} timed out", e.step)),
+                WorkflowEvent::StepAttemptFailed(e) if e.timed_out => {
+                    out.push(format!("{} timed out", e.step))
+                }
                 WorkflowEvent::StepAttemptFailed(e) => out.push(format!("{} failed", e.step)),
                 WorkflowEvent::Paused(_) => out.push("paused".to_owned()),
                 WorkflowEvent::SignalReceived(e) => out.push(format!("signal {}", e.signal)),
@@ -911,4 +953,3 @@ impl Process for Runner {
         Ok(())
     }
 }
-

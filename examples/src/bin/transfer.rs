@@ -13,12 +13,14 @@ use factum::prelude::*;
 use factum::testkit::VirtualTime;
 use factum::workflow::Status;
 use factum_examples::transfer::{
-    Accept, Credit, Freeze, Outcome, StartTransfer, Transfer, Wallet, WalletEvent, LIMIT,
+    Accept, Credit, Freeze, LIMIT, Outcome, StartTransfer, Transfer, Wallet, WalletEvent,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "transfer.db".to_owned());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "transfer.db".to_owned());
     let time = VirtualTime::at(Timestamp::wall_clock());
     let app = App::builder().clock(time.clock()).sqlite(&path)?.build();
     let run = app.store().head().await?;
@@ -68,7 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for wallet in [&ada, &bob, &frozen] {
         let account = app.entity::<Wallet>(wallet);
-        println!("wallet {wallet}: balance {} cents", account.state().await?.balance);
+        println!(
+            "wallet {wallet}: balance {} cents",
+            account.state().await?.balance
+        );
         for r in account.history().await? {
             let line = match &r.event {
                 WalletEvent::Credited(e) => format!("+{:>7}  {}", e.amount, e.reference),

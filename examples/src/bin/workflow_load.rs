@@ -79,7 +79,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
     let steps = latencies.len();
     println!(
         "workflow_load store={store} transfers={transfers} ended={ended} steps={steps} secs={secs:.2} steps_per_sec={:.0} transfers_per_sec={:.0} p50_step_ms={:.1} p99_step_ms={:.1}",

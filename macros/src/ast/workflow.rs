@@ -116,10 +116,13 @@ impl<'a> Workflow<'a> {
     /// first fallible decision's. `None` means `Infallible`.
     pub(crate) fn error_type(&self) -> Option<&Type> {
         self.args.error.as_ref().or_else(|| {
-            self.starts.iter().chain(&self.signals).find_map(|d| match d.output {
-                Output::Result { err, .. } => Some(err),
-                _ => None,
-            })
+            self.starts
+                .iter()
+                .chain(&self.signals)
+                .find_map(|d| match d.output {
+                    Output::Result { err, .. } => Some(err),
+                    _ => None,
+                })
         })
     }
 
@@ -154,8 +157,7 @@ impl<'a> Step<'a> {
 fn transition_targets(body: TokenStream) -> Vec<Ident> {
     let mut out = Vec::new();
     scan(body, &mut |tokens| {
-        for (i, window) in tokens.windows(2).enumerate() {
-            let _ = i;
+        for window in tokens.windows(2) {
             let (TokenTree::Ident(callee), TokenTree::Group(args)) = (&window[0], &window[1]) else {
                 continue;
             };
@@ -223,11 +225,12 @@ fn argument(args: TokenStream, n: usize) -> Option<Vec<TokenTree>> {
 /// `x` when the tokens are exactly `Self::x`.
 fn self_path(tokens: Vec<TokenTree>) -> Option<Ident> {
     match &tokens[..] {
-        [TokenTree::Ident(s), TokenTree::Punct(a), TokenTree::Punct(b), TokenTree::Ident(x)]
-            if s == "Self" && a.as_char() == ':' && b.as_char() == ':' =>
-        {
-            Some(x.clone())
-        }
+        [
+            TokenTree::Ident(s),
+            TokenTree::Punct(a),
+            TokenTree::Punct(b),
+            TokenTree::Ident(x),
+        ] if s == "Self" && a.as_char() == ':' && b.as_char() == ':' => Some(x.clone()),
         _ => None,
     }
 }

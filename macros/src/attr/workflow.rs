@@ -83,7 +83,9 @@ impl WorkflowRole {
 
 /// True for the marker attributes `#[workflow]` consumes.
 pub(crate) fn is_workflow_marker(attr: &Attribute) -> bool {
-    ["start", "signal", "step"].iter().any(|m| attr.path().is_ident(m))
+    ["start", "signal", "step"]
+        .iter()
+        .any(|m| attr.path().is_ident(m))
 }
 
 /// `#[step(…)]`'s options, as written.
@@ -221,7 +223,11 @@ fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("{text:?} is not a duration: write a whole number and a unit, `500ms`, `30s`, `5m`, `2h` or `1d`");
+    let bad = || {
+        format!(
+            "{text:?} is not a duration: write a whole number and a unit, `500ms`, `30s`, `5m`, `2h` or `1d`"
+        )
+    };
     let n: u64 = number.parse().map_err(|_| bad())?;
     let per = match unit {
         "ms" => 1,

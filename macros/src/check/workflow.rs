@@ -119,7 +119,7 @@ fn decision_params(wf: &Workflow, d: &Decision, cx: &Ctxt) {
             }
         }
         _ => cx.error_spanned_by(
-            &d.params[2],
+            d.params[2],
             "a decision takes the command and optionally `ctx: &Context`, nothing more",
         ),
     }
@@ -135,7 +135,7 @@ impl Decision<'_> {
 fn step_is_async(s: &Step, cx: &Ctxt) {
     if s.method.sig.asyncness.is_none() {
         cx.error_spanned_by(
-            &s.method.sig.fn_token,
+            s.method.sig.fn_token,
             "a `#[step]` is an `async fn`: write `async fn step(&self, ctx: &StepContext, input: Input) -> Then<Self>`",
         );
     }
@@ -168,7 +168,7 @@ fn step_params(s: &Step, cx: &Ctxt) {
             }
         }
         _ => cx.error_spanned_by(
-            &s.params[2],
+            s.params[2],
             "a step takes its context and optionally one input; put several values in one input struct",
         ),
     }
@@ -212,7 +212,10 @@ fn failovers_name_steps(wf: &Workflow, cx: &Ctxt) {
             if wf.step(failover).is_none() {
                 cx.error_spanned_by(
                     failover,
-                    format!("`failover = {failover}` names no `#[step]` of this workflow: {}", known_steps(wf)),
+                    format!(
+                        "`failover = {failover}` names no `#[step]` of this workflow: {}",
+                        known_steps(wf)
+                    ),
                 );
             } else if *failover == s.method.sig.ident {
                 cx.error_spanned_by(
@@ -225,7 +228,11 @@ fn failovers_name_steps(wf: &Workflow, cx: &Ctxt) {
 }
 
 fn known_steps(wf: &Workflow) -> String {
-    let names: Vec<String> = wf.steps.iter().map(|s| format!("`{}`", s.method.sig.ident)).collect();
+    let names: Vec<String> = wf
+        .steps
+        .iter()
+        .map(|s| format!("`{}`", s.method.sig.ident))
+        .collect();
     if names.is_empty() {
         "it declares no steps; add `#[step] async fn …`".to_owned()
     } else {
@@ -237,7 +244,12 @@ fn known_steps(wf: &Workflow) -> String {
 /// step, or as a failover) is dead code that looks alive.
 fn every_step_is_reached(wf: &Workflow, cx: &Ctxt) {
     let mut reached: HashSet<String> = HashSet::new();
-    let mut queue: VecDeque<&Ident> = wf.starts.iter().chain(&wf.signals).flat_map(|d| &d.targets).collect();
+    let mut queue: VecDeque<&Ident> = wf
+        .starts
+        .iter()
+        .chain(&wf.signals)
+        .flat_map(|d| &d.targets)
+        .collect();
     while let Some(next) = queue.pop_front() {
         let Some(step) = wf.step(next) else { continue };
         if !reached.insert(next.to_string()) {
