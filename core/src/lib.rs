@@ -338,6 +338,10 @@ pub use factum_macros::view;
 /// `Then::pause_for(…, Self::step, …)`; one held in a variable is typed by the
 /// compiler but not followed by the reachability check.
 ///
+/// The state type needs `Default` (the start decision runs on it), `Clone`,
+/// `Debug`, `Serialize` and `Deserialize` (the state is recorded as JSON in
+/// the instance's events); step inputs need `Serialize` and `Deserialize`.
+///
 /// Generated: the `Self::<step>` constants, `enum <Type>Signal` (one variant
 /// per signal command type, `From` each), `impl Workflow`, and an entry in the
 /// workflow registry the runner drives.

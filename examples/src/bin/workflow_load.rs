@@ -3,7 +3,7 @@
 //! from a step's entry to its recorded success, as the instances' own events
 //! time it (`recorded_at`, the wall clock).
 //!
-//! `cargo run --release -p factum-examples --bin workflow_load -- [--store sqlite|memory] [--transfers N]`
+//! `cargo run --release -p factum-examples --bin workflow_load -- [--store sqlite|memory] [--transfers N] [--per-payer N]`
 
 use std::time::Instant;
 
@@ -15,11 +15,19 @@ use factum_examples::transfer::{Credit, StartTransfer, Transfer, Wallet};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut store = "sqlite".to_owned();
     let mut transfers: usize = 10_000;
+    let mut per_payer: usize = 1;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--store" => store = args.next().ok_or("--store needs a value")?,
             "--transfers" => transfers = args.next().ok_or("--transfers needs a value")?.parse()?,
+            "--per-payer" => {
+                per_payer = args
+                    .next()
+                    .ok_or("--per-payer needs a value")?
+                    .parse::<usize>()?
+                    .max(1)
+            }
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -30,8 +38,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "sqlite" => App::open(dir.join("load.db")).await?,
         other => return Err(format!("unknown store {other}: memory or sqlite").into()),
     };
-    // One paying wallet per 100 transfers, so wallets are contended but not all on one.
-    let payers = transfers.div_ceil(100);
+    // One paying wallet per `per_payer` transfers (default: each its own);
+    // the transfers of one payer queue on its wallet, one command at a time.
+    let payers = transfers.div_ceil(per_payer);
     for p in 0..payers {
         app.entity::<Wallet>(format!("payer-{p}"))
             .send(Credit {
@@ -87,7 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let steps = latencies.len();
     println!(
-        "workflow_load store={store} transfers={transfers} ended={ended} steps={steps} secs={secs:.2} steps_per_sec={:.0} transfers_per_sec={:.0} p50_step_ms={:.1} p99_step_ms={:.1}",
+        "workflow_load store={store} transfers={transfers} per_payer={per_payer} ended={ended} steps={steps} secs={secs:.2} steps_per_sec={:.0} transfers_per_sec={:.0} p50_step_ms={:.1} p99_step_ms={:.1}",
         steps as f64 / secs,
         transfers as f64 / secs,
         pct(0.50) / 1000.0,
