@@ -80,7 +80,7 @@ async fn a_second_node_takes_over_the_workflows_of_a_node_that_went_away() {
             .start(StartTransfer {
                 from: "ada".into(),
                 to: "bob".into(),
-                amount: LIMIT + i,
+                amount: LIMIT + 1 + i,
             })
             .await
             .unwrap();
@@ -136,7 +136,7 @@ async fn a_second_node_takes_over_the_workflows_of_a_node_that_went_away() {
         })
         .collect();
     credits.sort_unstable();
-    let expected: Vec<u64> = (0..TRANSFERS).map(|i| LIMIT + i).collect();
+    let expected: Vec<u64> = (0..TRANSFERS).map(|i| LIMIT + 1 + i).collect();
     assert_eq!(credits, expected, "one deposit per transfer");
     let debits = survivor
         .entity::<Wallet>("ada")

@@ -720,10 +720,17 @@ impl<W: Workflow> WorkflowRef<W> {
     /// [`WorkflowRejection::NotAccepting`] when it is not paused (not
     /// started, in a step, over), and with [`WorkflowRejection::Refused`] when
     /// the signal's decision refuses.
+    ///
+    /// The instance's steps may run on another node, whose events this
+    /// node's cached instance has not seen (the command side reloads only on
+    /// a conflict, and a refusal writes nothing): the instance is caught up
+    /// with the store first, so the status a signal is judged by is the
+    /// stored one.
     pub async fn signal(
         &self,
         signal: impl Into<W::Signal>,
     ) -> Result<Committed<Instance<W>>, InstanceError<W>> {
+        self.entity.version().await?;
         self.entity.send(InstanceCommand::Signal(signal.into())).await
     }
 
@@ -734,6 +741,8 @@ impl<W: Workflow> WorkflowRef<W> {
         &self,
         reason: impl Into<String>,
     ) -> Result<Committed<Instance<W>>, InstanceError<W>> {
+        // Caught up first, as for a signal: "already over" must be the store's answer.
+        self.entity.version().await?;
         self.entity.send(InstanceCommand::Cancel(reason.into())).await
     }
 
