@@ -1,5 +1,5 @@
 //! The composition root: [`App`] holds the subsystems (the command side, the
-//! views, the timers, the consumers) over one shared [`Env`], and [`AppBuilder`] configures them.
+//! views, the timers, the consumers, the workflows) over one shared [`Env`], and [`AppBuilder`] configures them.
 //! Subsystems never reach into `App`; only the crate root imports this module.
 
 use std::fmt;
@@ -14,6 +14,7 @@ use crate::store::{EventStore, MemoryStore};
 use crate::time::{Clock, SystemClock};
 use crate::timer::{TimerSettings, TimerStore, Timers};
 use crate::view::{View, ViewError, ViewHandle, ViewSettings, ViewStore, Views};
+use crate::workflow::{Workflow, WorkflowRef, Workflows};
 
 /// A running factum application: a store, a clock, and the cache of hot entities.
 /// Cloning is cheap and shares everything.
@@ -28,6 +29,7 @@ struct Inner {
     views: Views,
     timers: Arc<Timers>,
     consumers: Consumers,
+    workflows: Workflows,
 }
 
 /// Configures an [`App`]. Start with [`App::builder`].
@@ -164,7 +166,12 @@ impl AppBuilder {
     }
 
     /// The app.
-    pub fn build(self) -> App {
+    pub fn build(mut self) -> App {
+        // Stored workflow timers fire after a restart too: every workflow
+        // linked in can decode its instances' timer commands.
+        for workflow in crate::workflow::registered() {
+            (workflow.register_timers)(&mut self.timers);
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let codec = self.codec.unwrap_or_else(|| store.codec());
         let env = Env::new(store, self.clock, codec);
@@ -173,6 +180,7 @@ impl AppBuilder {
         App {
             inner: Arc::new(Inner {
                 consumers: Consumers::new(env.clone(), commands.clone(), timers.clone(), self.consumers),
+                workflows: Workflows::new(env.clone(), commands.clone(), timers.clone()),
                 timers,
                 commands,
                 views: Views::new(env.clone(), self.views),
@@ -306,6 +314,16 @@ impl App {
     /// This app's consumers: start them, see their status and dead letters.
     pub fn consumers(&self) -> &Consumers {
         &self.inner.consumers
+    }
+
+    /// The instance `id` of workflow `W`: start it, signal it, read it, wait for it.
+    pub fn workflow<W: Workflow>(&self, id: impl AsRef<str>) -> WorkflowRef<W> {
+        self.inner.workflows.get::<W>(id.as_ref())
+    }
+
+    /// This app's workflows: list instances by status; the test kit's injected failures.
+    pub fn workflows(&self) -> &Workflows {
+        &self.inner.workflows
     }
 
     /// Rebuilds the view `name` from position 0 beside the live table and swaps

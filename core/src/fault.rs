@@ -19,6 +19,7 @@
 //! | `view.commit.before` | the view runner, a batch folded, before its rows and checkpoint are committed | the runner reports the error and retries from the stored checkpoint |
 //! | `view.commit.inside` | a view store's commit (SQLite, PostgreSQL), the rows and the checkpoint written in its transaction, before the transaction commits | the commit returns `ViewStoreError::Backend`, the transaction rolls back |
 //! | `view.commit.after` | the view runner, right after a batch's commit succeeded | the runner reports the error and resumes from the stored checkpoint (the batch stays committed) |
+//! | `workflow.step.after` | the workflow runner, a step's attempt run (its entity calls committed), before its result is recorded | not allowed |
 //!
 //! The event stores are the memory, SQLite and PostgreSQL ones; the runner's
 //! view points are reached on every view store, for the live table and for a
@@ -122,6 +123,7 @@ mod on {
         ("consumer.commit.before", true),
         ("consumer.commit.after", true),
         ("producer.commit.before", true),
+        ("workflow.step.after", false),
     ];
 
     /// The environment variable a process reads its rules from.

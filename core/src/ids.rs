@@ -1,5 +1,6 @@
 //! Every id and seed factum derives, in one place: event ids, the `Context`
-//! seed, the conflict-backoff jitter, the command ids of timer firings.
+//! seed, the conflict-backoff jitter, the command ids of timer firings and of
+//! workflow steps' entity calls.
 //!
 //! These values are stored (event ids) or replayed (seeds), so they are part
 //! of the data format: an append that already committed is acknowledged by
@@ -66,6 +67,30 @@ pub fn consumer_command_id(consumer: &str, event_id: Uuid, seq: u64) -> Uuid {
 const CONSUMER_SALT: u64 = 0x636f_6e73_756d_6521; // "consume!"
 /// The second FNV-1a start for consumer names.
 const CONSUMER_BASIS: u64 = 0x2325_8422_9CE4_CBF2;
+/// The command id of the `call`-th entity call (from 0) a workflow step
+/// makes: a hash of the workflow's name, the instance id, the step, the
+/// step's sequence number in the instance and the call's index — not the
+/// attempt — so a step re-run after a crash, or retried after a failure,
+/// sends its calls under the ids of the first run, and the command side's
+/// de-duplication gives each call its effect once. Each string is hashed
+/// with its length, so no two (workflow, id, step) triples share a hash input.
+pub fn workflow_command_id(workflow: &str, id: &str, step: &str, seq: u64, call: u64) -> Uuid {
+    let feed = |basis: u64| {
+        [workflow, id, step].iter().fold(basis, |h, s| {
+            let h = fnv1a_from(h, &(s.len() as u64).to_le_bytes());
+            fnv1a_from(h, s.as_bytes())
+        })
+    };
+    let (h1, h2) = (feed(FNV_OFFSET), feed(WORKFLOW_BASIS));
+    let a = mix64(h1 ^ mix64(seq ^ WORKFLOW_SALT) ^ call.wrapping_mul(GOLDEN));
+    let b = mix64(h2.wrapping_add(seq.wrapping_mul(GOLDEN)) ^ a ^ mix64(call));
+    uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b)).to_be_bytes()).into_uuid()
+}
+
+/// Keeps workflow command ids apart from other ids derived from the same numbers.
+const WORKFLOW_SALT: u64 = 0x776f_726b_666c_6f77; // "workflow"
+/// The second FNV-1a start for workflow command ids.
+const WORKFLOW_BASIS: u64 = 0x9CE4_8422_2325_CBF2;
 
 /// Keeps timer command ids apart from event ids derived from the same numbers.
 const TIMER_SALT: u64 = 0x7469_6d65_7273_2121; // "timers!!"
@@ -264,6 +289,39 @@ mod tests {
             timer_command_id("fee:acc-1", Timestamp::from_micros(60_000_001), Uuid::nil())
         );
         assert_ne!(id, event_id(id, 0));
+    }
+
+    #[test]
+    fn workflow_command_ids_are_pinned() {
+        assert_eq!(
+            workflow_command_id("transfer", "t-1", "withdraw", 1, 0).to_string(),
+            "f9b2e3b8-6656-4ab0-862e-09629ba9cbfc",
+            "the first call of transfer t-1's first step"
+        );
+        assert_eq!(
+            workflow_command_id("transfer", "t-1", "deposit", 2, 0).to_string(),
+            "17db2a6c-962a-48e9-bf12-1eff580444b5"
+        );
+        assert_eq!(
+            workflow_command_id("", "", "", 0, 0).to_string(),
+            "1b4fc255-65ac-407a-846f-34de52eb0c0f"
+        );
+    }
+
+    #[test]
+    fn a_workflow_command_id_differs_by_every_part_but_not_by_attempt() {
+        let id = workflow_command_id("transfer", "t-1", "withdraw", 1, 0);
+        assert_eq!(id, workflow_command_id("transfer", "t-1", "withdraw", 1, 0));
+        assert_ne!(id, workflow_command_id("transfer", "t-2", "withdraw", 1, 0));
+        assert_ne!(id, workflow_command_id("transfer", "t-1", "deposit", 1, 0));
+        assert_ne!(id, workflow_command_id("transfer", "t-1", "withdraw", 2, 0));
+        assert_ne!(id, workflow_command_id("transfer", "t-1", "withdraw", 1, 1));
+        assert_ne!(id, workflow_command_id("payment", "t-1", "withdraw", 1, 0));
+        // Lengths are hashed too: moving a character from one part to the next is another id.
+        assert_ne!(
+            workflow_command_id("ab", "c", "s", 1, 0),
+            workflow_command_id("a", "bc", "s", 1, 0)
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod time;
 pub mod timer;
 mod unwind;
 pub mod view;
+pub mod workflow;
 
 pub use codec::{Codec, CodecError};
 pub use entity::{Context, Entity};
@@ -48,6 +49,7 @@ pub use timer::{TimerError, Timers};
 /// Command, event and correlation ids.
 pub use uuid::Uuid;
 pub use view::{EventMeta, View, ViewError, ViewHandle, ViewOp, Views};
+pub use workflow::{StepContext, Then, Workflow, WorkflowRef};
 
 /// Derives [`Event`] for a struct and enters it in the [event catalogue](event::catalogue).
 ///
@@ -309,6 +311,47 @@ pub use factum_macros::entity;
 /// }
 /// ```
 pub use factum_macros::view;
+/// Turns an inherent impl block of a state type into a [`Workflow`]: a
+/// long-running process whose instances are event-sourced and driven by the
+/// runner (the contracts are in the [`workflow`](mod@workflow) module docs).
+///
+/// Arguments, all optional, in `#[workflow(…)]`:
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `name = "transfer"` | the stream type of its instances | the type's name in snake_case |
+/// | `error = TransferError` | what a refused start or signal returns | the first fallible decision's error, else `Infallible` |
+/// | `signals = TransferSignal` | the generated signal enum's name | `<Type>Signal` |
+///
+/// Methods:
+///
+/// - `#[start] fn f(&self, cmd: C) -> Then<Self>` (or `Result<Then<Self>, E>`,
+///   optionally with `ctx: &Context` after the command): the start decision,
+///   on the default state. Exactly one.
+/// - `#[signal] fn f(&self, cmd: S) -> Then<Self>` (same forms): a paused
+///   instance's decision on signal `S`. Decisions are pure: the
+///   [rules](crate::rules) apply, and they cannot be `async`.
+/// - `#[step(timeout = "30s", max_retries = 3, backoff = "1s", failover = other)]
+///   async fn f(&self, ctx: &StepContext, input: I) -> Then<Self>` (or
+///   `Result<Then<Self>, E>` with `E: Display`; the input is optional): does
+///   the work. `Self::f` names the step in transitions (`Then::to(Self::f, input)`).
+///
+/// Checked at compile time, each a spanned error: a transition or failover
+/// to something that is not a step, a step nothing reaches, a step whose body
+/// names no move (`Then::to`, `pause`, `pause_for`, `end`, `fail`), an
+/// `async` decision, a step with `&mut self`, and the rules in decisions.
+/// Transition targets are seen when written `Then::to(Self::step, …)` or
+/// `Then::pause_for(…, Self::step, …)`; one held in a variable is typed by the
+/// compiler but not followed by the reachability check.
+///
+/// The state type needs `Default` (the start decision runs on it), `Clone`,
+/// `Debug`, `Serialize` and `Deserialize` (the state is recorded as JSON in
+/// the instance's events); step inputs need `Serialize` and `Deserialize`.
+///
+/// Generated: the `Self::<step>` constants, `enum <Type>Signal` (one variant
+/// per signal command type, `From` each), `impl Workflow`, and an entry in the
+/// workflow registry the runner drives.
+pub use factum_macros::workflow;
 
 /// The names most programs need: `use factum::prelude::*;`.
 pub mod prelude {
@@ -316,8 +359,8 @@ pub mod prelude {
     pub use crate::SqliteStore;
     pub use crate::{
         App, Codec, CommandError, Committed, ConsumerContext, Context, Entity, EntityRef, Event, EventMeta,
-        EventSet, Handled, ManualClock, Recorded, SendOptions, Timestamp, Uuid, ViewOp, consumer, entity,
-        view,
+        EventSet, Handled, ManualClock, Recorded, SendOptions, StepContext, Then, Timestamp, Uuid, ViewOp,
+        consumer, entity, view, workflow,
     };
 }
 
@@ -332,6 +375,9 @@ pub mod __private {
     pub use crate::entity::EntityRegistration;
     pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
+    pub use crate::workflow::{
+        IntoDecision, IntoStepResult, StepOptions, StepRef, WorkflowRegistration, decode_input,
+    };
     pub use inventory;
     pub use serde;
     pub use serde_json;

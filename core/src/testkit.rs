@@ -1,5 +1,5 @@
 //! Given / when / then for entities, with a fixed clock and seed; views
-//! folded from given events; virtual time for timers ([`VirtualTime`]).
+//! folded from given events; virtual time for timers and workflows ([`VirtualTime`]).
 //!
 //! ```
 //! # use factum::prelude::*;
@@ -46,6 +46,7 @@ use crate::store::{EventMetadata, RecordedEvent};
 use crate::time::{ManualClock, Timestamp};
 use crate::timer::{Firing, TimerError, Timers};
 use crate::view::View;
+use crate::workflow::{Status, Workflow, WorkflowRef};
 
 pub use lock::{EventLockError, LockProblem, check_event_lock, update_event_lock};
 
@@ -498,4 +499,60 @@ impl VirtualTime {
         fired.reverse();
         Ok(fired)
     }
+    /// Drives one workflow instance on virtual time: waits until no attempt
+    /// of it runs, then moves the time to its next retry or pause timeout and
+    /// waits for that to take effect, and again — until the instance is over,
+    /// or paused with no timeout (waiting for a signal). Returns its status.
+    ///
+    /// A step that hangs is not advanced past: its timeout fires only when
+    /// the time is moved beyond it ([`advance`](VirtualTime::advance)).
+    pub async fn settle<W: Workflow>(
+        &self,
+        timers: &Timers,
+        instance: &WorkflowRef<W>,
+    ) -> Result<Status, SettleError> {
+        for _ in 0..MAX_SETTLE_ADVANCES {
+            let status = instance.wait_settled().await?;
+            let due = match &status {
+                Status::Running {
+                    retry_at: Some(due), ..
+                } => *due,
+                Status::Paused {
+                    timeout_at: Some(due),
+                    ..
+                } => *due,
+                _ => return Ok(status),
+            };
+            let now = self.clock.now();
+            if due > now {
+                self.advance(timers, due.since(now)).await?;
+            } else {
+                timers.wait_idle().await?;
+            }
+            instance.wait_until(|s| *s != status).await?;
+        }
+        Err(SettleError::Endless {
+            advances: MAX_SETTLE_ADVANCES,
+        })
+    }
+}
+
+/// How many timers [`VirtualTime::settle`] moves past before it gives up on an endless loop.
+pub const MAX_SETTLE_ADVANCES: u32 = 10_000;
+
+/// Why [`VirtualTime::settle`] stopped before the instance settled.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// Firing a timer failed.
+    #[error(transparent)]
+    Timer(#[from] TimerError),
+    /// Waiting on the instance failed.
+    #[error(transparent)]
+    Wait(#[from] crate::workflow::WorkflowWaitError),
+    /// The instance kept scheduling retries or pauses.
+    #[error("the instance still runs after {advances} advances of the virtual time")]
+    Endless {
+        /// How many.
+        advances: u32,
+    },
 }

@@ -1,7 +1,8 @@
-//! Runnable factum domains: the talk's bank account and shopping cart.
+//! Runnable factum domains: the talk's bank account, shopping cart and money transfer (a workflow).
 #![forbid(unsafe_code)]
 
 pub mod bank;
 pub mod cart;
 pub mod fraud;
 pub mod progress;
+pub mod transfer;

@@ -6,6 +6,7 @@
 mod consumer;
 pub(crate) mod shape;
 mod view;
+mod workflow;
 
 use proc_macro2::TokenStream;
 use quote::format_ident;
@@ -16,6 +17,7 @@ use crate::ctxt::Ctxt;
 
 pub(crate) use consumer::{Consumer, Handler as ConsumerHandler};
 pub(crate) use view::{On, View};
+pub(crate) use workflow::{Decision, Step, Workflow};
 
 /// A `#[derive(Event)]` input.
 pub(crate) struct Event<'a> {

@@ -12,6 +12,9 @@ use syn::{Attribute, Expr, Ident, LitInt, LitStr, Path, Token, Type, Visibility}
 
 use crate::ctxt::Ctxt;
 
+mod workflow;
+pub(crate) use workflow::{StepAttr, WorkflowArgs, WorkflowRole, is_workflow_marker, workflow_role};
+
 /// One attribute key that may be given at most once.
 struct Slot<'c, T> {
     cx: &'c Ctxt,

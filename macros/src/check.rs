@@ -14,6 +14,9 @@ use syn::{Data, FnArg, ImplItemFn, Type};
 use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, View, type_ident};
 use crate::ctxt::Ctxt;
 
+mod workflow;
+pub(crate) use workflow::workflow;
+
 /// Runs every structural check on an event struct.
 pub(crate) fn event(ev: &Event, cx: &Ctxt) {
     event_is_struct(ev, cx);

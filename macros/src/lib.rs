@@ -41,3 +41,9 @@ pub fn view(args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn consumer(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::consumer::attribute(args.into(), input.into()).into()
 }
+
+/// Documented once, on the re-export `factum::workflow` (the attribute macro).
+#[proc_macro_attribute]
+pub fn workflow(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::workflow::attribute(args.into(), input.into()).into()
+}

@@ -69,6 +69,6 @@ fn read_instead(site: Site) -> &'static str {
         Site::Handle => "Use `ctx.now()` instead.",
         Site::Apply => "The time must come from the event: record `ctx.now()` in it in #[handle].",
         Site::ViewOn => "The time must come from the event, or `meta.recorded_at` in a view.",
-        Site::WorkflowDecision => "The time must come from the event or timer that drove the decision.",
+        Site::WorkflowDecision => "Take `ctx: &Context` after the command and use `ctx.now()`.",
     }
 }

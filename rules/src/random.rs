@@ -45,7 +45,9 @@ pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
         Site::Apply | Site::ViewOn => {
             "The value must come from the event: draw it in #[handle] with `ctx.random_u64()` or `ctx.uuid()` and record it."
         }
-        Site::WorkflowDecision => "The value must come from the event that drove the decision.",
+        Site::WorkflowDecision => {
+            "Take `ctx: &Context` after the command and use `ctx.random_u64()` or `ctx.uuid()`."
+        }
     };
     Some(format!(
         "{} draws random numbers in {}; replaying the same events must rebuild the same state \

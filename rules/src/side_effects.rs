@@ -37,8 +37,7 @@ const PRINT_MACROS: &[&str] = &["println", "print", "eprintln", "eprint", "dbg"]
 /// on retry, so any effect would repeat (and a fold that depends on the
 /// outside world rebuilds different state). Effects belong around the command
 /// instead: inputs read before `send` travel in the command, and effects of
-/// the outcome run once, after `send` returns. (The message names no consumer
-/// or workflow step: neither exists yet.)
+/// the outcome run once, after `send` returns; in a workflow decision, in a `#[step]`.
 pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
     let site = at.site;
     let folding = site != Site::Handle;
@@ -57,13 +56,21 @@ pub(crate) fn judge(seen: &Seen, at: &At<'_>) -> Option<String> {
         Site::Handle => "a handler may run again on retry, so the effect would repeat",
         Site::Apply | Site::ViewOn => "an event is folded again on every replay, so the effect would repeat",
         Site::WorkflowDecision => {
-            "a decision is replayed when the workflow resumes, so the effect would repeat"
+            "a decision may run again when its command is retried, so the effect would repeat"
+        }
+    };
+    let instead = match site {
+        Site::WorkflowDecision => {
+            "Side effects belong in a `#[step]`: return `Then::to(Self::step, input)` and do the work there, \
+             where entity calls carry derived command ids."
+        }
+        _ => {
+            "Side effects belong in the code that sends the command: read inputs before `send` and put \
+             them in the command, and act on the outcome after `send` returns."
         }
     };
     Some(format!(
-        "{} {does} in {}; {why} (rule: never produce side effects when processing events). \
-         Side effects belong in the code that sends the command: read inputs before `send` and put \
-         them in the command, and act on the outcome after `send` returns.",
+        "{} {does} in {}; {why} (rule: never produce side effects when processing events). {instead}",
         at.shown(seen),
         at.body(seen),
     ))

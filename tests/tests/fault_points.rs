@@ -19,6 +19,7 @@ use factum::sqlite::{SqliteStore, SqliteViewStore};
 use factum::store::{EventStore, MemoryStore, Snapshot};
 use factum::view::{MemoryViewStore, ViewError, ViewStore};
 use factum::{Codec, Timestamp};
+use factum_examples::transfer::{Credit, StartTransfer, Transfer, Wallet};
 use factum_tests::child::run_with_fault;
 use factum_tests::views::{Scored, Tally, append, fold_log, write_log};
 
@@ -196,6 +197,31 @@ fn every_point_is_reached_by_the_operation_it_names() {
         let batches = head.div_ceil(BATCH as u64);
         assert_eq!(fault::hits("consumer.commit.before"), batches);
         assert_eq!(fault::hits("consumer.commit.after"), batches);
+        // Given nothing armed, when a transfer runs its two steps (withdraw, deposit) ...
+        let app = App::in_memory();
+        fault::disarm_all();
+        app.entity::<Wallet>("ada")
+            .send(Credit {
+                amount: 10,
+                reference: "opening balance".into(),
+            })
+            .await
+            .expect("fund");
+        let transfer = app.workflow::<Transfer>("t-1");
+        transfer
+            .start(StartTransfer {
+                from: "ada".into(),
+                to: "bob".into(),
+                amount: 5,
+            })
+            .await
+            .expect("start");
+        tokio::time::timeout(HANG, transfer.wait_for_end())
+            .await
+            .expect("not hung")
+            .expect("ended");
+        // ... then each step passed the workflow point once.
+        assert_eq!(fault::hits("workflow.step.after"), 2);
     });
     // Every point of the table is one of those.
     let points: Vec<&str> = fault::POINTS.iter().map(|(p, _)| *p).collect();
@@ -212,6 +238,7 @@ fn every_point_is_reached_by_the_operation_it_names() {
             "consumer.commit.after",
             // Reached by the NATS producer, in `nats_producer.rs`.
             "producer.commit.before",
+            "workflow.step.after",
         ]
     );
 }

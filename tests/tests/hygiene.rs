@@ -1,5 +1,5 @@
 //! Generated code must not be captured by the user's own names: an entity, a
-//! view and their events declared in a module that shadows the prelude still
+//! view, a workflow and their events declared in a module that shadows the prelude still
 //! compile and work.
 #![allow(missing_docs)] // a test crate: its `pub` items are fixtures, not an API
 #![allow(dead_code, non_snake_case, clippy::all)] // the shadowing items exist only to be in scope
@@ -188,6 +188,46 @@ mod shadowed {
         }
     }
 
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Begin(pub u64);
+
+    #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+    pub struct Go;
+
+    // Every shape of method: a start with the context and a `Result`, a
+    // signal, steps with and without input, options, a failover.
+    #[::factum::workflow(name = "hygiene_flow")]
+    impl Counter {
+        #[start]
+        fn begin(&self, cmd: Begin, _ctx: &Context) -> ::core::result::Result<::factum::Then<Self>, TooBig> {
+            if cmd.0 > 100 {
+                return ::core::result::Result::Err(TooBig);
+            }
+            ::core::result::Result::Ok(::factum::Then::pause().with_state(Counter { total: cmd.0 }))
+        }
+
+        #[signal]
+        fn go(&self, _cmd: Go) -> ::factum::Then<Self> {
+            ::factum::Then::to(Self::count, self.total)
+        }
+
+        #[step(timeout = "1s", max_retries = 1, backoff = "10ms", failover = undo)]
+        async fn count(
+            &self,
+            _ctx: &::factum::StepContext,
+            by: u64,
+        ) -> ::core::result::Result<::factum::Then<Self>, TooBig> {
+            ::core::result::Result::Ok(::factum::Then::end().with_state(Counter {
+                total: self.total + by,
+            }))
+        }
+
+        #[step]
+        async fn undo(&self, _ctx: &::factum::StepContext) -> ::factum::Then<Self> {
+            ::factum::Then::fail("undone")
+        }
+    }
+
     /// Uses the names so the shadowing items are not merely declared.
     pub fn check(ctx: &Context) -> u64 {
         let mut counter = <Counter as ::core::default::Default>::default();
@@ -294,4 +334,21 @@ fn the_audit_entries_of_a_shadowed_entity_and_its_events_work() {
     assert_eq!(counter.commands, ["Add", "ResetCounter"]);
     assert!(!counter.command_is_deserializable("Add"));
     assert_eq!(counter.events, ["counter.added", "Reset"]);
+}
+
+#[tokio::test]
+async fn a_workflow_in_a_module_that_shadows_the_prelude_compiles_and_runs() {
+    use factum::workflow::Status;
+
+    let app = factum::App::in_memory();
+    let flow = app.workflow::<shadowed::Counter>("w-1");
+    flow.start(shadowed::Begin(4)).await.unwrap();
+    assert!(matches!(
+        flow.wait_settled().await.unwrap(),
+        Status::Paused { .. }
+    ));
+    flow.signal(shadowed::Go).await.unwrap();
+    assert_eq!(flow.wait_for_end().await.unwrap(), Status::Ended);
+    assert_eq!(flow.state().await.unwrap().map(|c| c.total), Some(8));
+    assert_eq!(flow.trail().await.unwrap(), ["paused", "signal Go", "count"]);
 }

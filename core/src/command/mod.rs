@@ -427,7 +427,17 @@ impl<E: Entity> EntityRef<E> {
                     correlation_id,
                 )?,
             };
-            match commands.env.store().append(request).await {
+            // Marked stale across the append: a send dropped while it waits (a
+            // timeout, an aborted task) may have committed, and the next
+            // command must not decide against the state from before it.
+            slot.fresh = false;
+            let appended = commands.env.store().append(request).await;
+            if matches!(appended, Err(StoreError::Conflict { .. })) {
+                // Nothing was written: the cached state is as fresh as before (the
+                // conflict branch catches it up from the store).
+                slot.fresh = true;
+            }
+            match appended {
                 Ok(appended) if appended.acknowledged => {
                     // The store already held this command's events (an earlier attempt
                     // whose answer was lost, or another node that decided the same

@@ -1,5 +1,5 @@
 //! The runner lease on PostgreSQL, for every process that must run on one
-//! node at a time (each view, the timers): a session-level
+//! node at a time (each view, the timers, the workflows): a session-level
 //! `pg_try_advisory_lock` held by a dedicated connection. If the runner's
 //! process dies its connection drops, the server frees the lock, and another
 //! node (retrying every second) takes over.
@@ -18,6 +18,9 @@ pub(crate) const VIEW_LOCKS: i32 = 0x6661_6374;
 pub(crate) const TIMER_LOCKS: i32 = 0x6674_6d72;
 /// The advisory-lock class of consumer runners ("fcon"); the key is the schema and consumer name.
 pub(crate) const CONSUMER_LOCKS: i32 = 0x6663_6f6e;
+/// The first key of the locks of other processes kept beside the timers ("fprc"), such as the
+/// workflow runner; the second is the hash of `<schema>/<process>`.
+pub(crate) const PROCESS_LOCKS: i32 = 0x6670_7263;
 
 /// A client and whether its connection task has ended.
 pub(crate) struct Conn {

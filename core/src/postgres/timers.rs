@@ -483,4 +483,18 @@ impl TimerStore for PostgresTimerStore {
             self.inner.schema
         )))
     }
+
+    async fn try_process_lease(&self, process: &str) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
+        lease::try_lease(
+            &self.inner.url,
+            Some(&self.inner.schema),
+            lease::PROCESS_LOCKS,
+            &format!("{}/{process}", self.inner.schema),
+        )
+        .await
+        .map_err(err(format!(
+            "taking the {process} runner's lock of schema {}",
+            self.inner.schema
+        )))
+    }
 }

@@ -457,6 +457,10 @@ impl TimerStore for SqliteTimerStore {
     async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
         Ok(Some(Box::new(LocalLease)))
     }
+
+    async fn try_process_lease(&self, _process: &str) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
+        Ok(Some(Box::new(LocalLease)))
+    }
 }
 
 impl From<Joining> for TimerStoreError {

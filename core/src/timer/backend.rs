@@ -247,6 +247,13 @@ pub trait TimerStore: Send + Sync + 'static {
     /// Tries to become the one runner of this store's timers; `None` while
     /// another process is.
     async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, TimerStoreError>;
+
+    /// Tries to become the one runner of another process that keeps its
+    /// durable state beside these timers (the workflow runner: `process` is
+    /// `"workflows"`); `None` while another process is. A lease of its own,
+    /// apart from the timer runner's, so one node may run the timers and
+    /// another the workflows.
+    async fn try_process_lease(&self, process: &str) -> Result<Option<Box<dyn Lease>>, TimerStoreError>;
 }
 
 impl fmt::Display for FiringOutcome {

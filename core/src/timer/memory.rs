@@ -158,4 +158,8 @@ impl TimerStore for MemoryTimerStore {
     async fn try_lease(&self) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
         Ok(Some(Box::new(LocalLease)))
     }
+
+    async fn try_process_lease(&self, _process: &str) -> Result<Option<Box<dyn Lease>>, TimerStoreError> {
+        Ok(Some(Box::new(LocalLease)))
+    }
 }

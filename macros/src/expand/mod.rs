@@ -9,6 +9,7 @@ pub(crate) mod consumer;
 pub(crate) mod entity;
 pub(crate) mod event;
 pub(crate) mod view;
+pub(crate) mod workflow;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};

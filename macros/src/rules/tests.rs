@@ -141,7 +141,7 @@ fn clock_reads_are_flagged_in_every_form_and_site() {
             path,
             Site::WorkflowDecision,
             &format!("`{shown}` reads the wall clock in a workflow decision"),
-            &["event or timer"],
+            &["`ctx.now()`"],
         );
     }
 }
@@ -301,7 +301,11 @@ fn environment_process_and_spawning_are_flagged_in_every_site() {
                 &format!("`{}` {does} in {}", path.trim_start_matches("::"), site.body()),
                 &[
                     "(rule: never produce side effects when processing events)",
-                    "Side effects belong in the code that sends the command",
+                    if site == Site::WorkflowDecision {
+                        "Side effects belong in a `#[step]`"
+                    } else {
+                        "Side effects belong in the code that sends the command"
+                    },
                 ],
             );
         }

@@ -1,0 +1,25 @@
+use factum::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Default, Clone, Debug, Serialize, Deserialize)]
+pub struct Order {
+    paid: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Place;
+
+#[workflow]
+impl Order {
+    #[start]
+    fn start(&self, _cmd: Place) -> Then<Self> {
+        Then::to(Self::pay, ())
+    }
+
+    #[step]
+    async fn pay(&self, _ctx: &StepContext) -> Result<Then<Self>, String> {
+        Err("the card was declined".to_owned())
+    }
+}
+
+fn main() {}
