@@ -48,7 +48,7 @@
 //!   and SQLite have one process per store.
 //!
 //! Writing one:
-//! ```
+//! ```rust,standalone_crate
 //! # use factum::prelude::*;
 //! # use serde::{Deserialize, Serialize};
 //! # #[derive(Clone, Debug)] pub struct Freeze { pub reason: String }
