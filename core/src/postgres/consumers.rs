@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::lease::{self, Conn, quote_ident};
+use super::lease::{self, Conn};
 use crate::consumer::backend::{LETTER_COLUMNS, LetterRow};
 use crate::consumer::{ConsumerStore, ConsumerStoreError, DeadLetter, LetterState};
 use crate::process::Lease;
@@ -147,25 +147,9 @@ impl PostgresConsumerStore {
     /// Like [`connect`](Self::connect), with the tables in `schema` (created
     /// if needed): the schema of the app's [`PostgresStore`](super::PostgresStore).
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, ConsumerStoreError> {
-        let mut setup = lease::connect(url, None).await.map_err(err("connecting"))?;
-        let tx = setup.client.transaction().await.map_err(err("beginning setup"))?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('factum consumers ' || $1))",
-            &[&schema],
-        )
-        .await
-        .map_err(err("locking for setup"))?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}; {SCHEMA}",
-            quote_ident(schema)
-        ))
-        .await
-        .map_err(err(format!("creating the consumer tables in schema {schema}")))?;
-        tx.commit().await.map_err(err("committing setup"))?;
-        drop(setup);
-        let conn = lease::connect(url, Some(schema))
+        let conn = lease::open_in_schema(url, schema, "consumers", SCHEMA)
             .await
-            .map_err(err("connecting"))?;
+            .map_err(|(context, e)| err(context)(e))?;
         Ok(PostgresConsumerStore {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -183,11 +167,9 @@ impl PostgresConsumerStore {
     /// The connection, reconnected first if it was lost.
     async fn conn(&self) -> Result<tokio::sync::MutexGuard<'_, Conn>, ConsumerStoreError> {
         let mut conn = self.inner.conn.lock().await;
-        if conn.lost.load(std::sync::atomic::Ordering::SeqCst) || conn.client.is_closed() {
-            *conn = lease::connect(&self.inner.url, Some(&self.inner.schema))
-                .await
-                .map_err(err("reconnecting"))?;
-        }
+        lease::ensure_connected(&mut conn, &self.inner.url, &self.inner.schema)
+            .await
+            .map_err(err("reconnecting"))?;
         Ok(conn)
     }
 }

@@ -90,3 +90,52 @@ pub(crate) async fn try_lease(
     // Not taken: dropping the connection here is all the cleanup there is.
     Ok(got.then(|| Box::new(PgLease { conn }) as Box<dyn Lease>))
 }
+
+/// Creates `ddl`'s tables in `schema` (and the schema) under a transaction-level
+/// advisory lock on `factum <what> <schema>`, so nodes starting at once do not
+/// race on `CREATE … IF NOT EXISTS`; then opens the store's connection with
+/// `search_path` set to the schema. On failure, says which step failed.
+pub(crate) async fn open_in_schema(
+    url: &str,
+    schema: &str,
+    what: &str,
+    ddl: &str,
+) -> Result<Conn, (String, tokio_postgres::Error)> {
+    let step = |context: &str| {
+        let context = context.to_owned();
+        move |e| (context, e)
+    };
+    let mut setup = connect(url, None).await.map_err(step("connecting"))?;
+    let tx = setup
+        .client
+        .transaction()
+        .await
+        .map_err(step("beginning setup"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1 || $2))",
+        &[&format!("factum {what} "), &schema],
+    )
+    .await
+    .map_err(step("locking for setup"))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}; {ddl}",
+        quote_ident(schema)
+    ))
+    .await
+    .map_err(step(&format!("creating the {what} tables in schema {schema}")))?;
+    tx.commit().await.map_err(step("committing setup"))?;
+    drop(setup);
+    connect(url, Some(schema)).await.map_err(step("connecting"))
+}
+
+/// Reconnects `conn` (with `search_path` set to `schema`) if its connection was lost.
+pub(crate) async fn ensure_connected(
+    conn: &mut Conn,
+    url: &str,
+    schema: &str,
+) -> Result<(), tokio_postgres::Error> {
+    if conn.lost.load(Ordering::SeqCst) || conn.client.is_closed() {
+        *conn = connect(url, Some(schema)).await?;
+    }
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::lease::{self, Conn, quote_ident};
+use super::lease::{self, Conn};
 use crate::process::Lease;
 use crate::time::Timestamp;
 use crate::timer::{
@@ -134,25 +134,9 @@ impl PostgresTimerStore {
     /// Like [`connect`](Self::connect), with the tables in `schema` (created
     /// if needed): the schema of the app's [`PostgresStore`](super::PostgresStore).
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, TimerStoreError> {
-        let mut setup = lease::connect(url, None).await.map_err(err("connecting"))?;
-        let tx = setup.client.transaction().await.map_err(err("beginning setup"))?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtext('factum timers ' || $1))",
-            &[&schema],
-        )
-        .await
-        .map_err(err("locking for setup"))?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {0}; SET LOCAL search_path TO {0}; {SCHEMA}",
-            quote_ident(schema)
-        ))
-        .await
-        .map_err(err(format!("creating the timer tables in schema {schema}")))?;
-        tx.commit().await.map_err(err("committing setup"))?;
-        drop(setup);
-        let conn = lease::connect(url, Some(schema))
+        let conn = lease::open_in_schema(url, schema, "timers", SCHEMA)
             .await
-            .map_err(err("connecting"))?;
+            .map_err(|(context, e)| err(context)(e))?;
         Ok(PostgresTimerStore {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
@@ -170,11 +154,9 @@ impl PostgresTimerStore {
     /// The connection, reconnected first if it was lost.
     async fn conn(&self) -> Result<tokio::sync::MutexGuard<'_, Conn>, TimerStoreError> {
         let mut conn = self.inner.conn.lock().await;
-        if conn.lost.load(std::sync::atomic::Ordering::SeqCst) || conn.client.is_closed() {
-            *conn = lease::connect(&self.inner.url, Some(&self.inner.schema))
-                .await
-                .map_err(err("reconnecting"))?;
-        }
+        lease::ensure_connected(&mut conn, &self.inner.url, &self.inner.schema)
+            .await
+            .map_err(err("reconnecting"))?;
         Ok(conn)
     }
 
