@@ -1681,6 +1681,106 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
         .unwrap();
 }
 
+/// Gap safety at a known point, not by luck: an append is held open by the
+/// test after its statement took position 1 and before its commit. A later
+/// append (another node) must not become visible above the hole — it waits
+/// for the held one — and once the held one commits, the feed is 1, 2 in
+/// that order. Positions from a plain sequence (the later append commits at
+/// 2 while 1 is still in flight) fail at the first read, every run.
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_held_commit_hides_every_later_position() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let node = |url: String, schema: String| async move {
+        PostgresStore::connect(url).schema(schema).await.unwrap()
+    };
+    let node_a = node(url.clone(), schema.clone()).await;
+    let node_b = Arc::new(node(url.clone(), schema.clone()).await);
+    let observer = pg_client(&url).await;
+
+    // Given an append held open after it took its position.
+    let held = node_a
+        .hold_append(request("held", 0, deposits(Codec::Json, "held", [1])))
+        .await
+        .unwrap();
+    assert_eq!((held.first_position, held.last_position), (1, 1));
+
+    // When another node appends: it either waits behind the held commit
+    // (seen by the server: blocked by the held backend) or commits.
+    let later = {
+        let node_b = node_b.clone();
+        tokio::spawn(async move {
+            node_b
+                .append(request("later", 0, deposits(Codec::Json, "later", [2])))
+                .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let blocked: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                &[&held.backend_pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked > 0 || later.is_finished() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the later append neither waited for the held commit nor finished within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Then a reader sees no position above the uncommitted one.
+    let visible: Vec<u64> = node_b
+        .read_all(1, usize::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(
+        visible,
+        Vec::<u64>::new(),
+        "positions {visible:?} are visible while position 1 is not committed: a reader \
+         at this moment moves past 1 and never sees it"
+    );
+    assert!(
+        !later.is_finished(),
+        "the later append committed while an earlier position was in flight"
+    );
+
+    // And once the held append commits, the later one follows it, gap-free.
+    held.commit().await.unwrap();
+    let appended = tokio::time::timeout(Duration::from_secs(60), later)
+        .await
+        .expect("the later append finishes once the held one committed")
+        .unwrap()
+        .unwrap();
+    assert_eq!((appended.first_position, appended.last_position), (2, 2));
+    let feed: Vec<(u64, String)> = node_b
+        .read_all(1, usize::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.position, e.stream_id))
+        .collect();
+    assert_eq!(feed, vec![(1, "held".to_owned()), (2, "later".to_owned())]);
+    drop((node_a, node_b));
+    observer
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 #[cfg_attr(
     not(factum_pg),
     ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"

@@ -241,6 +241,45 @@ struct Inner {
     _tasks: Vec<AbortOnDrop>,
 }
 
+/// An append whose transaction a test holds open: see
+/// [`PostgresStore::hold_append`].
+#[cfg(feature = "fault-points")]
+#[doc(hidden)]
+pub struct HeldAppend {
+    client: Option<deadpool_postgres::Client>,
+    /// The server process of the held transaction (for `pg_blocking_pids`).
+    pub backend_pid: i32,
+    /// The first position the held append took.
+    pub first_position: u64,
+    /// The last position the held append took.
+    pub last_position: u64,
+}
+
+#[cfg(feature = "fault-points")]
+impl HeldAppend {
+    /// Commits the held append.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(client) = self.client.take() else {
+            return Ok(());
+        };
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| backend_error("committing a held append", e))
+    }
+}
+
+#[cfg(feature = "fault-points")]
+impl Drop for HeldAppend {
+    fn drop(&mut self) {
+        // Never back into the pool with a transaction open: closing the
+        // connection rolls it back.
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
 struct AbortOnDrop(JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -400,6 +439,43 @@ impl PostgresStore {
                 sql,
                 _tasks: vec![AbortOnDrop(writer_task), AbortOnDrop(listener_task)],
             }),
+        })
+    }
+
+    /// Test support (feature `fault-points`): runs `request`'s append — the
+    /// store's own batch statement — in a transaction that stays open until
+    /// [`HeldAppend::commit`], so a test can hold a commit at a known point
+    /// (positions taken, not yet committed) while later appends try to pass
+    /// it. Dropping the hold closes its connection, which rolls it back.
+    #[cfg(feature = "fault-points")]
+    #[doc(hidden)]
+    pub async fn hold_append(&self, request: AppendRequest) -> Result<HeldAppend, StoreError> {
+        validate_append(&request)?;
+        let fail = |e: String| backend_error_for(&request, e);
+        let client = self.client().await?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let backend_pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| fail(e.to_string()))?;
+        let outcome = Writer::execute_on(&client, &self.inner.sql.append, &[&request])
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .pop()
+            .ok_or_else(|| fail("the append returned no row".into()))?;
+        if outcome.actual != request.expected_version {
+            return Err(StoreError::conflict(&request, outcome.actual));
+        }
+        let (first_position, last_position) = outcome.positions.unwrap_or((0, 0));
+        Ok(HeldAppend {
+            client: Some(client),
+            backend_pid,
+            first_position,
+            last_position,
         })
     }
 
@@ -794,8 +870,19 @@ impl Writer {
             .get()
             .await
             .map_err(|e| ExecError::Unsent(e.to_string()))?;
+        Writer::execute_on(&client, &self.append_sql, requests).await
+    }
+
+    /// Runs the batch statement on `client`: committed at once in the
+    /// writer's autocommit session, or left open in a test's explicit
+    /// transaction ([`PostgresStore::hold_append`]).
+    async fn execute_on(
+        client: &deadpool_postgres::Client,
+        append_sql: &str,
+        requests: &[&AppendRequest],
+    ) -> Result<Vec<RequestOutcome>, ExecError> {
         let stmt = client
-            .prepare_cached(&self.append_sql)
+            .prepare_cached(append_sql)
             .await
             .map_err(|e| ExecError::Unsent(e.to_string()))?;
         let mut stream_types = Vec::with_capacity(requests.len());

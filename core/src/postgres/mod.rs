@@ -11,6 +11,9 @@ mod timers;
 mod views;
 
 pub use consumers::PostgresConsumerStore;
+#[cfg(feature = "fault-points")]
+#[doc(hidden)]
+pub use events::HeldAppend;
 pub use events::{PostgresOptions, PostgresStore};
 pub use timers::PostgresTimerStore;
 pub use views::PostgresViewStore;
