@@ -117,8 +117,10 @@ impl AppBuilder {
     }
 
     /// The event store: the SQLite file at `path` (created if missing), with
-    /// the default options, and the timers in the same file unless a timer
-    /// store was chosen. `App::builder().clock(c).sqlite("bank.db")?.build()`.
+    /// the default options, and the timers, the consumers' checkpoints and the
+    /// views' rows in the same file, each unless its store was chosen before
+    /// (a store chosen after replaces the file's).
+    /// `App::builder().clock(c).sqlite("bank.db")?.build()`.
     #[cfg(feature = "sqlite")]
     pub fn sqlite(mut self, path: impl AsRef<std::path::Path>) -> Result<Self, crate::store::StoreError> {
         let path = path.as_ref();
@@ -128,6 +130,9 @@ impl AppBuilder {
         }
         if self.consumers.store.is_none() {
             self = self.consumer_store(open_sqlite_consumers(path)?);
+        }
+        if self.views.store.is_none() {
+            self = self.view_store(open_sqlite_views(path)?);
         }
         Ok(self.store(store))
     }
@@ -221,9 +226,52 @@ impl App {
     }
 
     /// An app over the SQLite file at `path` (created if missing): the embedded
-    /// default, durable (`synchronous=FULL`), one file for events and timers.
+    /// default, durable (`synchronous=FULL`), one file for the events, the
+    /// timers, the consumers' checkpoints and dead letters, and the views' rows
+    /// and checkpoints — a restarted app resumes each view where it stopped.
     /// For other SQLite options build a [`SqliteStore`](crate::sqlite::SqliteStore)
     /// and use the builder.
+    ///
+    /// ```rust,standalone_crate
+    /// use factum::prelude::*;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    /// #[event(name = "doc.app_open.Noted")]
+    /// pub struct Noted { pub text: String }
+    /// #[derive(Debug, Clone, Deserialize)]
+    /// pub struct Note { pub text: String }
+    ///
+    /// #[derive(Default, Clone, Debug, Serialize, Deserialize)]
+    /// pub struct Pad { notes: u32 }
+    /// #[entity]
+    /// impl Pad {
+    ///     #[handle] fn note(&self, c: Note) -> Noted { Noted { text: c.text } }
+    ///     #[apply] fn noted(&mut self, _: &Noted) { self.notes += 1 }
+    /// }
+    ///
+    /// #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+    /// pub struct Count { notes: u32 }
+    /// #[view(name = "doc_app_open_count", version = 1)]
+    /// impl Count {
+    ///     #[on] fn noted(&mut self, _: &Noted) { self.notes += 1 }
+    /// }
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let file = dir.path().join("pad.db");
+    /// {
+    ///     let app = App::open(&file).await?;
+    ///     app.start_views().await?;
+    ///     let done = app.entity::<Pad>("pad-1").send(Note { text: "hi".into() }).await?;
+    ///     app.view::<Count>().wait_for(done.position).await?;
+    /// }
+    /// // Restarted: the view's row and checkpoint were kept in the file.
+    /// let app = App::open(&file).await?;
+    /// let kept = app.view_store().tables("doc_app_open_count").await?;
+    /// assert_eq!(kept.iter().map(|t| t.position).max(), Some(1));
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "sqlite")]
     pub async fn open(path: impl AsRef<std::path::Path>) -> Result<App, crate::store::StoreError> {
         let path = path.as_ref().to_owned();
@@ -342,6 +390,18 @@ fn open_sqlite_timers(
     crate::sqlite::SqliteTimerStore::open(path).map_err(|e| crate::store::StoreError::Backend {
         backend: "sqlite",
         context: format!("opening the timer table in {}", path.display()),
+        source: Box::new(e),
+    })
+}
+
+/// The view tables in the events' SQLite file, their error as the store's.
+#[cfg(feature = "sqlite")]
+fn open_sqlite_views(
+    path: &std::path::Path,
+) -> Result<crate::sqlite::SqliteViewStore, crate::store::StoreError> {
+    crate::sqlite::SqliteViewStore::open(path).map_err(|e| crate::store::StoreError::Backend {
+        backend: "sqlite",
+        context: format!("opening the view tables in {}", path.display()),
         source: Box::new(e),
     })
 }

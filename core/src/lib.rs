@@ -357,10 +357,12 @@ pub use factum_macros::workflow;
 pub mod prelude {
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;
+    #[cfg(feature = "sqlite")]
+    pub use crate::sqlite::SqliteViewStore;
     pub use crate::{
-        App, Codec, CommandError, Committed, ConsumerContext, Context, Entity, EntityRef, Event, EventMeta,
-        EventSet, Handled, ManualClock, Recorded, SendOptions, StepContext, Then, Timestamp, Uuid, ViewOp,
-        consumer, entity, view, workflow,
+        App, Clock, Codec, CommandError, Committed, ConsumerContext, Context, Entity, EntityRef, Event,
+        EventMeta, EventSet, Handled, LoadError, ManualClock, Recorded, SendOptions, StepContext, Then,
+        Timestamp, Uuid, ViewOp, consumer, entity, view, workflow,
     };
 }
 

@@ -58,7 +58,37 @@ pub const DEFAULT_NOW: Timestamp = Timestamp::from_secs(1_767_225_600);
 /// [`Scenario::command_id`] says otherwise.
 pub const DEFAULT_COMMAND_ID: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
 
+/// The entity id a scenario's command sees as `ctx.entity_id()` unless
+/// [`Scenario::entity_id`] says otherwise.
+pub const DEFAULT_ENTITY_ID: &str = "test-entity";
+
 /// An entity with a history, about to receive a command.
+///
+/// The command sees [`DEFAULT_NOW`], [`DEFAULT_COMMAND_ID`] and
+/// [`DEFAULT_ENTITY_ID`] unless the scenario sets them. Its `ctx.uuid()`,
+/// `ctx.random_u64()` and `ctx.random_below(..)` are seeded by the command id,
+/// the entity id and the entity's version (the history's length), exactly as
+/// in the runtime, and each call moves to the next value. To assert an id the
+/// handler generates, draw it from [`Scenario::context`], the same context
+/// the handler gets:
+///
+/// ```
+/// # use factum::prelude::*;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Clone, Debug)] pub struct Book { pub nights: u32 }
+/// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// # pub struct Booked { pub booking: Uuid, pub nights: u32 }
+/// # #[derive(Default, Clone, Debug, PartialEq)] pub struct Guest { stays: u32 }
+/// # #[entity] impl Guest {
+/// #     #[handle] fn book(&self, cmd: Book, ctx: &Context) -> Booked { Booked { booking: ctx.uuid(), nights: cmd.nights } }
+/// #     #[apply] fn booked(&mut self, _e: &Booked) { self.stays += 1 }
+/// # }
+/// use factum::testkit::given_nothing;
+///
+/// let scenario = given_nothing::<Guest>().entity_id("guest-7");
+/// let booking = scenario.context().uuid(); // the first uuid the handler draws
+/// scenario.when(Book { nights: 3 }).then([Booked { booking, nights: 3 }.into()]);
+/// ```
 #[must_use = "a scenario does nothing until `.when(..)` and `.then(..)`"]
 pub struct Scenario<E: Entity> {
     history: Vec<E::Event>,
@@ -77,7 +107,7 @@ pub fn given<E: Entity>(events: impl IntoIterator<Item = E::Event>) -> Scenario<
         history: events.into_iter().collect(),
         now: DEFAULT_NOW,
         command_id: DEFAULT_COMMAND_ID,
-        entity_id: "test-entity".to_owned(),
+        entity_id: DEFAULT_ENTITY_ID.to_owned(),
     }
 }
 
@@ -126,20 +156,24 @@ impl<E: Entity + PartialEq> Scenario<E> {
         self
     }
 
+    /// A fresh copy of the context the command will see: its `uuid()` and
+    /// `random_u64()` draw the same values, in the same order, as the handler's.
+    pub fn context(&self) -> Context {
+        Context::new(
+            self.command_id,
+            self.now,
+            self.entity_id.as_str(),
+            self.history.len() as u64,
+        )
+    }
+
     /// Handles `command` against the state the history folds to.
     #[must_use = "assert on the outcome with `.then(..)`, `.then_rejected(..)` or `.then_nothing()`"]
     #[track_caller]
     pub fn when(self, command: impl Into<E::Command>) -> Outcome<E> {
         let command = command.into();
         let state = replay_checked::<E>(&self.history, "the given events");
-        let ctx = || {
-            Context::new(
-                self.command_id,
-                self.now,
-                self.entity_id.as_str(),
-                self.history.len() as u64,
-            )
-        };
+        let ctx = || self.context();
         let result = state.handle(command.clone(), &ctx());
         let again = state.handle(command.clone(), &ctx());
         let same = match (&result, &again) {
