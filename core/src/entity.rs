@@ -120,6 +120,19 @@ impl Context {
         self.now
     }
 
+    /// [`now`](Context::now) as a `jiff::Timestamp` (feature `jiff`), for
+    /// calendar arithmetic in a handler: `ctx.now_jiff().to_zoned(TimeZone::UTC).date()`.
+    /// The runtime's clock is always within jiff's years -9999..=9999; a manual
+    /// clock set beyond them saturates at jiff's bound.
+    #[cfg(feature = "jiff")]
+    pub fn now_jiff(&self) -> jiff::Timestamp {
+        self.now.to_jiff().unwrap_or(if self.now.as_micros() < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        })
+    }
+
     /// The id of the entity handling the command.
     pub fn entity_id(&self) -> &str {
         &self.entity_id

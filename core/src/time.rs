@@ -106,6 +106,41 @@ impl Timestamp {
     }
 }
 
+/// Calendar dates through [jiff](https://docs.rs/jiff) (feature `jiff`).
+#[cfg(feature = "jiff")]
+impl Timestamp {
+    /// This instant as a `jiff::Timestamp`. jiff spans the years -9999 to
+    /// 9999; a timestamp outside them (only a hand-built one can be) is an error.
+    pub fn to_jiff(self) -> Result<jiff::Timestamp, jiff::Error> {
+        jiff::Timestamp::from_microsecond(self.0)
+    }
+
+    /// The calendar day (UTC) this instant falls on: the day a booking
+    /// starts, the night it covers. Day arithmetic is jiff's:
+    /// `date.checked_add(jiff::ToSpan::days(1))`, `date.until(other)`, `date.series(1.day())`.
+    pub fn utc_date(self) -> Result<jiff::civil::Date, jiff::Error> {
+        Ok(self.to_jiff()?.to_zoned(jiff::tz::TimeZone::UTC).date())
+    }
+}
+
+/// Every `jiff::Timestamp` fits (microsecond precision; nanoseconds below a
+/// microsecond are dropped, toward the past).
+#[cfg(feature = "jiff")]
+impl From<jiff::Timestamp> for Timestamp {
+    fn from(t: jiff::Timestamp) -> Self {
+        Timestamp(t.as_microsecond())
+    }
+}
+
+#[cfg(feature = "jiff")]
+impl TryFrom<Timestamp> for jiff::Timestamp {
+    type Error = jiff::Error;
+
+    fn try_from(t: Timestamp) -> Result<Self, Self::Error> {
+        t.to_jiff()
+    }
+}
+
 impl std::ops::Add<Duration> for Timestamp {
     type Output = Timestamp;
     fn add(self, d: Duration) -> Timestamp {
@@ -358,5 +393,39 @@ mod tests {
         assert!(moves.has_changed().unwrap(), "a clone moves the same clock");
         assert_eq!(clock.now(), Timestamp::from_secs(1));
         assert!(SystemClock.moves().is_none());
+    }
+}
+
+#[cfg(all(test, feature = "jiff"))]
+mod jiff_tests {
+    use super::Timestamp;
+
+    #[test]
+    fn a_timestamp_round_trips_through_jiff_and_names_its_utc_day() {
+        let t = Timestamp::parse("2026-03-31T23:59:59.123456Z").unwrap();
+        let j = t.to_jiff().unwrap();
+        assert_eq!(j.to_string(), "2026-03-31T23:59:59.123456Z");
+        assert_eq!(Timestamp::from(j), t);
+        let day = t.utc_date().unwrap();
+        assert_eq!(day, jiff::civil::date(2026, 3, 31));
+        // Day arithmetic crosses the month: the next night is April 1st.
+        assert_eq!(day.tomorrow().unwrap(), jiff::civil::date(2026, 4, 1));
+        // Before the epoch too.
+        assert_eq!(
+            Timestamp::parse("1969-12-31T12:00:00Z")
+                .unwrap()
+                .utc_date()
+                .unwrap(),
+            jiff::civil::date(1969, 12, 31)
+        );
+    }
+
+    #[test]
+    fn a_timestamp_beyond_jiffs_years_is_an_error_and_now_saturates() {
+        let far = Timestamp::from_micros(i64::MAX);
+        assert!(far.to_jiff().is_err());
+        assert!(jiff::Timestamp::try_from(far).is_err());
+        let ctx = crate::Context::new(uuid::Uuid::nil(), far, "e", 0);
+        assert_eq!(ctx.now_jiff(), jiff::Timestamp::MAX);
     }
 }
