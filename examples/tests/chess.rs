@@ -432,8 +432,14 @@ async fn pairing_starts_the_match_and_seats_both_players() {
         (info.white.as_str(), info.black.as_str(), info.turn),
         (white.as_str(), black.as_str(), Some(Color::White))
     );
-    assert_eq!(t.chess.player(&white).await.expect("white").matches, [id.clone()]);
-    assert_eq!(t.chess.player(&black).await.expect("black").matches, [id.clone()]);
+    assert_eq!(
+        t.chess.player(&white).await.expect("white").matches,
+        vec![id.clone()]
+    );
+    assert_eq!(
+        t.chess.player(&black).await.expect("black").matches,
+        vec![id.clone()]
+    );
     let lobby = t.chess.app().entity::<Lobby>(&id).state().await.expect("lobby");
     assert_eq!(
         (lobby.status, lobby.guest.as_deref()),

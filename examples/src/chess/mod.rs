@@ -13,6 +13,7 @@
 
 pub mod clock;
 pub mod feed;
+pub mod games;
 pub mod http;
 pub mod lobby;
 pub mod matches;

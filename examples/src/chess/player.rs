@@ -180,10 +180,7 @@ impl Player {
     }
 
     #[handle]
-    fn record_result(
-        &self,
-        cmd: RecordResult,
-    ) -> Result<(Option<MatchWon>, Option<MatchLost>, Option<MatchDrawn>), PlayerError> {
+    fn record_result(&self, cmd: RecordResult) -> Result<Vec<PlayerEvent>, PlayerError> {
         if !self.registered {
             return Err(PlayerError::NotRegistered);
         }
@@ -191,11 +188,11 @@ impl Player {
             return Err(PlayerError::AlreadyScored(cmd.match_id));
         }
         let (match_id, opponent) = (cmd.match_id, cmd.opponent);
-        Ok(match cmd.outcome {
-            Outcome::Win => (Some(MatchWon { match_id, opponent }), None, None),
-            Outcome::Loss => (None, Some(MatchLost { match_id, opponent }), None),
-            Outcome::Draw => (None, None, Some(MatchDrawn { match_id, opponent })),
-        })
+        Ok(vec![match cmd.outcome {
+            Outcome::Win => MatchWon { match_id, opponent }.into(),
+            Outcome::Loss => MatchLost { match_id, opponent }.into(),
+            Outcome::Draw => MatchDrawn { match_id, opponent }.into(),
+        }])
     }
 
     #[apply]
