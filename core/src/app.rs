@@ -374,6 +374,15 @@ impl App {
         &self.inner.workflows
     }
 
+    /// Waits until every view started on this app has folded the log up to
+    /// `position` (read-your-writes across views: pass the
+    /// [`Committed::position`](crate::Committed) of a command). Fails like
+    /// [`ViewReader::wait_for`](crate::view::ViewReader::wait_for), with the
+    /// first failing view's error; has no deadline of its own.
+    pub async fn wait_for_views(&self, position: u64) -> Result<(), ViewError> {
+        self.inner.views.wait_for_all(position).await
+    }
+
     /// Rebuilds the view `name` from position 0 beside the live table and swaps
     /// when it has caught up; resolves after the swap. Queries are answered by
     /// the old table meanwhile.

@@ -20,6 +20,18 @@ pub trait Entity: Default + Clone + Debug + Send + Sync + 'static {
     const NAME: &'static str;
     /// Store a snapshot every this many events (0: never; `#[entity(snapshot_every = …)]`).
     const SNAPSHOT_EVERY: u64;
+    /// What a snapshot of this entity means, as the program declares it
+    /// (`#[entity(snapshot_version = …)]`, 0 when absent). A stored snapshot
+    /// written under another version is ignored and the state rebuilt from
+    /// events: bump it when the state type or the meaning of its fields
+    /// changes in a way `apply`'s own code does not show.
+    const SNAPSHOT_VERSION: u32 = 0;
+    /// A fingerprint of the `#[apply]` methods' code (their tokens, so
+    /// formatting and comments do not count), computed by `#[entity]`. A
+    /// snapshot written by other apply code is ignored like one of another
+    /// [`SNAPSHOT_VERSION`](Entity::SNAPSHOT_VERSION). It cannot see helper
+    /// functions `apply` calls, nor the state type: bump the version for those.
+    const SNAPSHOT_FINGERPRINT: u64 = 0;
     /// The generated event enum.
     type Event: EventSet;
     /// The generated command enum.
@@ -45,6 +57,102 @@ pub trait Entity: Default + Clone + Debug + Send + Sync + 'static {
         let _ = (codec, bytes);
         None
     }
+}
+
+/// What every stored snapshot payload starts with: a mark, then the
+/// entity's [`SNAPSHOT_VERSION`](Entity::SNAPSHOT_VERSION) and
+/// [`SNAPSHOT_FINGERPRINT`](Entity::SNAPSHOT_FINGERPRINT) (little-endian),
+/// then the state in the snapshot's codec. Kept in the payload, so the
+/// stores' tables did not change.
+const SNAPSHOT_MARK: [u8; 2] = [0xFA, 0xC7];
+const SNAPSHOT_HEADER: usize = SNAPSHOT_MARK.len() + 4 + 8;
+
+/// Who wrote a stored snapshot: the version and fingerprint in its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SnapshotStamp {
+    pub version: u32,
+    pub fingerprint: u64,
+}
+
+impl SnapshotStamp {
+    /// This program's stamp for `E`.
+    pub(crate) fn of<E: Entity>() -> Self {
+        SnapshotStamp {
+            version: E::SNAPSHOT_VERSION,
+            fingerprint: E::SNAPSHOT_FINGERPRINT,
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotStamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "snapshot_version {}, apply fingerprint {:016x}",
+            self.version, self.fingerprint
+        )
+    }
+}
+
+/// A stored snapshot as this program reads it.
+#[derive(Debug)]
+pub(crate) enum SnapshotRead<E> {
+    /// Written under this program's stamp, and it decodes.
+    State(E),
+    /// Written by other logic (`None`: before snapshots carried a stamp).
+    Stale(Option<SnapshotStamp>),
+    /// The stamp matches but the state does not decode.
+    Undecodable(CodecError),
+    /// The entity keeps no snapshots.
+    Unused,
+}
+
+/// The payload of a snapshot of `state`: this program's stamp, then the
+/// state; `None` when the entity keeps no snapshots.
+pub(crate) fn seal_snapshot<E: Entity>(state: &E, codec: Codec) -> Option<Result<Vec<u8>, CodecError>> {
+    let body = match state.encode_snapshot(codec)? {
+        Ok(body) => body,
+        Err(error) => return Some(Err(error)),
+    };
+    let stamp = SnapshotStamp::of::<E>();
+    let mut payload = Vec::with_capacity(SNAPSHOT_HEADER + body.len());
+    payload.extend_from_slice(&SNAPSHOT_MARK);
+    payload.extend_from_slice(&stamp.version.to_le_bytes());
+    payload.extend_from_slice(&stamp.fingerprint.to_le_bytes());
+    payload.extend_from_slice(&body);
+    Some(Ok(payload))
+}
+
+/// Reads a snapshot payload written by [`seal_snapshot`]: its state only when
+/// it was written under this program's stamp.
+pub(crate) fn open_snapshot<E: Entity>(codec: Codec, payload: &[u8]) -> SnapshotRead<E> {
+    if E::SNAPSHOT_EVERY == 0 {
+        return SnapshotRead::Unused;
+    }
+    let Some(stamp) = read_stamp(payload) else {
+        return SnapshotRead::Stale(None);
+    };
+    if stamp != SnapshotStamp::of::<E>() {
+        return SnapshotRead::Stale(Some(stamp));
+    }
+    match E::decode_snapshot(codec, &payload[SNAPSHOT_HEADER..]) {
+        Some(Ok(state)) => SnapshotRead::State(state),
+        Some(Err(error)) => SnapshotRead::Undecodable(error),
+        None => SnapshotRead::Unused,
+    }
+}
+
+fn read_stamp(payload: &[u8]) -> Option<SnapshotStamp> {
+    let header = payload.get(..SNAPSHOT_HEADER)?;
+    let (mark, rest) = header.split_at(SNAPSHOT_MARK.len());
+    if mark != SNAPSHOT_MARK {
+        return None;
+    }
+    let (version, fingerprint) = rest.split_at(4);
+    Some(SnapshotStamp {
+        version: u32::from_le_bytes(version.try_into().ok()?),
+        fingerprint: u64::from_le_bytes(fingerprint.try_into().ok()?),
+    })
 }
 
 /// An entity type linked into this program (entered by `#[entity]`).

@@ -116,12 +116,15 @@ impl EventAttrs {
     }
 }
 
-/// `#[entity(name = "…", snapshot_every = N, events = Ident, commands = Ident, error = Type, vis = "…")]`.
+/// `#[entity(name = "…", snapshot_every = N, snapshot_version = N, events = Ident, commands = Ident, error = Type, vis = "…")]`.
 pub(crate) struct EntityArgs {
     /// The stream type name; the type's ident in snake_case when absent.
     pub name: Option<LitStr>,
     /// Snapshot every this many events; 0 (never) when absent.
     pub snapshot_every: u64,
+    /// The version of the snapshot's meaning (the state type and the apply
+    /// logic), with its tokens for spans; 0 when absent.
+    pub snapshot_version: Option<(u32, LitInt)>,
     /// The generated event enum's name; `<Type>Event` when absent.
     pub events: Option<Ident>,
     /// The generated command enum's name; `<Type>Command` when absent.
@@ -137,6 +140,7 @@ impl EntityArgs {
     pub(crate) fn parse(args: TokenStream, cx: &Ctxt) -> Self {
         let mut name = Slot::new(cx, "entity", "name");
         let mut snapshot_every = Slot::new(cx, "entity", "snapshot_every");
+        let mut snapshot_version = Slot::new(cx, "entity", "snapshot_version");
         let mut events = Slot::new(cx, "entity", "events");
         let mut commands = Slot::new(cx, "entity", "commands");
         let mut error = Slot::new(cx, "entity", "error");
@@ -153,6 +157,12 @@ impl EntityArgs {
                 let lit: LitInt = meta.value()?.parse()?;
                 match lit.base10_parse::<u64>() {
                     Ok(n) => snapshot_every.set(&meta.path, n),
+                    Err(e) => cx.syn_error(e),
+                }
+            } else if meta.path.is_ident("snapshot_version") {
+                let lit: LitInt = meta.value()?.parse()?;
+                match lit.base10_parse::<u32>() {
+                    Ok(n) => snapshot_version.set(&meta.path, (n, lit)),
                     Err(e) => cx.syn_error(e),
                 }
             } else if meta.path.is_ident("events") {
@@ -172,7 +182,7 @@ impl EntityArgs {
                 }
             } else {
                 return Err(meta.error(format!(
-                    "unknown key `{}` in `#[entity(…)]`: expected `name = \"…\"`, `snapshot_every = N`, `events = EnumName`, `commands = EnumName`, `error = Type` or `vis = \"pub(crate)\"`",
+                    "unknown key `{}` in `#[entity(…)]`: expected `name = \"…\"`, `snapshot_every = N`, `snapshot_version = N`, `events = EnumName`, `commands = EnumName`, `error = Type` or `vis = \"pub(crate)\"`",
                     path_str(&meta.path)
                 )));
             }
@@ -185,6 +195,7 @@ impl EntityArgs {
         EntityArgs {
             name: name.get(),
             snapshot_every: snapshot_every.get().unwrap_or(0),
+            snapshot_version: snapshot_version.get(),
             events: events.get(),
             commands: commands.get(),
             error: error.get(),
@@ -355,6 +366,8 @@ fn index_fields(input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
 pub(crate) struct OnAttr {
     /// `#[on(key = …)]`: the row key; the event's stream id when absent.
     pub key: Option<Expr>,
+    /// `#[on(keys = …)]`: the row keys, several rows per event.
+    pub keys: Option<Expr>,
 }
 
 /// True for the marker attribute `#[view]` consumes.
@@ -376,6 +389,7 @@ pub(crate) fn on_attr(attrs: &[Attribute], cx: &Ctxt) -> Option<OnAttr> {
             continue;
         }
         let mut key = Slot::new(cx, "on", "key");
+        let mut keys = Slot::new(cx, "on", "keys");
         match &attr.meta {
             syn::Meta::Path(_) => {}
             syn::Meta::List(_) => {
@@ -384,11 +398,15 @@ pub(crate) fn on_attr(attrs: &[Attribute], cx: &Ctxt) -> Option<OnAttr> {
                         if let Some(expr) = value(&meta, cx, |input| input.parse::<Expr>())? {
                             key.set(&meta.path, expr);
                         }
+                    } else if meta.path.is_ident("keys") {
+                        if let Some(expr) = value(&meta, cx, |input| input.parse::<Expr>())? {
+                            keys.set(&meta.path, expr);
+                        }
                     } else {
                         cx.error_spanned_by(
                             &meta.path,
                             format!(
-                                "unknown key `{}` in `#[on(…)]`: expected `key = <expression over the event and meta>`, e.g. `#[on(key = e.to.clone())]`",
+                                "unknown key `{}` in `#[on(…)]`: expected `key = <expression over the event and meta>`, e.g. `#[on(key = e.to.clone())]`, or `keys = <expression yielding several keys>`, e.g. `#[on(keys = e.nights())]`",
                                 path_str(&meta.path)
                             ),
                         );
@@ -405,7 +423,10 @@ pub(crate) fn on_attr(attrs: &[Attribute], cx: &Ctxt) -> Option<OnAttr> {
                 "`#[on]` takes no value: write `#[on]`, or `#[on(key = …)]` to choose the row key",
             ),
         }
-        found = Some(OnAttr { key: key.get() });
+        found = Some(OnAttr {
+            key: key.get(),
+            keys: keys.get(),
+        });
     }
     found
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use quote::ToTokens;
 use syn::spanned::Spanned;
-use syn::{Data, FnArg, ImplItemFn, Type};
+use syn::{Data, FnArg, Ident, ImplItemFn, Type};
 
 use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, View, type_ident};
 use crate::ctxt::Ctxt;
@@ -60,6 +60,21 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
     }
     commands_unique(en, cx);
     events_unique(en, cx);
+    snapshot_version_needs_snapshots(en, cx);
+}
+
+/// `snapshot_version` says which snapshots are still good; an entity that
+/// never stores one has nothing for it to judge, so the key is a mistake
+/// (most likely a forgotten `snapshot_every`).
+fn snapshot_version_needs_snapshots(en: &Entity, cx: &Ctxt) {
+    if let Some((_, lit)) = &en.args.snapshot_version
+        && en.args.snapshot_every == 0
+    {
+        cx.error_spanned_by(
+            lit,
+            "`snapshot_version` has no effect without snapshots: add `snapshot_every = N` to store a snapshot every N events, or remove `snapshot_version`",
+        );
+    }
 }
 
 /// Runs every structural check on a view impl block.
@@ -83,6 +98,7 @@ pub(crate) fn view(v: &View, cx: &Ctxt) {
         not_generic(on.method, "on", cx);
         on_params(on, cx);
         on_returns_unit_or_view_op(on, cx);
+        on_key_or_keys(on, cx);
     }
     on_keys_distinct(v, cx);
 }
@@ -493,39 +509,88 @@ fn not_generic(method: &ImplItemFn, attr: &str, cx: &Ctxt) {
 /// Each command type is one variant of the command enum and has one handler;
 /// two handlers would make the dispatch ambiguous.
 fn commands_unique(en: &Entity, cx: &Ctxt) {
-    let mut seen = HashMap::new();
+    let mut seen: HashMap<String, (&Type, &Ident)> = HashMap::new();
     for h in &en.handlers {
         let Some(ty) = h.command() else { continue };
         let Some(ident) = type_ident(ty) else { continue };
-        if let Some(first) = seen.insert(ident.to_string(), &h.method.sig.ident) {
-            seen.insert(ident.to_string(), first);
-            cx.error_spanned_by(
-                ty,
-                format!(
-                    "command type `{ident}` is already handled by `fn {first}`: each command type has exactly one `#[handle]`. Merge the two handlers, or declare a separate command struct for this one"
-                ),
-            );
-        }
+        let Some(&(first_ty, first)) = seen.get(&ident.to_string()) else {
+            seen.insert(ident.to_string(), (ty, &h.method.sig.ident));
+            continue;
+        };
+        let message = if same_path(ty, first_ty) {
+            format!(
+                "command type `{ident}` is already handled by `fn {first}`: each command type has exactly one `#[handle]`. Merge the two handlers, or declare a separate command struct for this one"
+            )
+        } else {
+            one_variant_name(
+                "command",
+                &path_text(ty),
+                &path_text(first_ty),
+                ident,
+                first,
+                "#[handle]",
+            )
+        };
+        cx.error_spanned_by(ty, message);
     }
 }
 
 /// Each event type is one variant of the event enum and is folded by one
-/// apply; two would make replay ambiguous.
+/// apply; two would make replay ambiguous. Two *different* types that share
+/// a last name (`a::Noted`, `b::Noted`) are another mistake with another
+/// fix: their variants would collide, and merging them is no answer.
 fn events_unique(en: &Entity, cx: &Ctxt) {
-    let mut seen = HashMap::new();
+    let mut seen: HashMap<String, (&Type, &Ident)> = HashMap::new();
     for a in &en.appliers {
         let Some(ty) = a.event() else { continue };
         let Some(ident) = type_ident(ty) else { continue };
-        if let Some(first) = seen.insert(ident.to_string(), &a.method.sig.ident) {
-            seen.insert(ident.to_string(), first);
-            cx.error_spanned_by(
-                ty,
-                format!(
-                    "event type `{ident}` is already applied by `fn {first}`: each event type has exactly one `#[apply]`. Merge the two into one method"
-                ),
-            );
-        }
+        let Some(&(first_ty, first)) = seen.get(&ident.to_string()) else {
+            seen.insert(ident.to_string(), (ty, &a.method.sig.ident));
+            continue;
+        };
+        let message = if same_path(ty, first_ty) {
+            format!(
+                "event type `{ident}` is already applied by `fn {first}`: each event type has exactly one `#[apply]`. Merge the two into one method"
+            )
+        } else {
+            one_variant_name(
+                "event",
+                &path_text(ty),
+                &path_text(first_ty),
+                ident,
+                first,
+                "#[apply]",
+            )
+        };
+        cx.error_spanned_by(ty, message);
     }
+}
+
+/// A type as written, without the spaces tokens print with (`a :: Noted` → `a::Noted`).
+fn path_text(ty: &Type) -> String {
+    ty.to_token_stream().to_string().replace(' ', "")
+}
+
+/// True when two types are written with the same path. Paths are all a macro
+/// sees: `Noted` and `crate::a::Noted` may be one type, which rustc then
+/// reports as conflicting `From` impls.
+fn same_path(a: &Type, b: &Type) -> bool {
+    path_text(a) == path_text(b)
+}
+
+/// The message for two types written with different paths that end in one
+/// name: the generated enum names its variants after the type's last name.
+fn one_variant_name(
+    kind: &str,
+    this: &str,
+    first: &str,
+    ident: &Ident,
+    first_fn: &Ident,
+    attr: &str,
+) -> String {
+    format!(
+        "{kind} types `{this}` and `{first}` (taken by `fn {first_fn}`) are both named `{ident}`: the generated {kind} enum names each variant after its type, so both would be the variant `{ident}`. Import one under another name, e.g. `use {this} as Other{ident};`, and write that name in this `{attr}`"
+    )
 }
 
 /// `#[view]` defines a view from the row type's own methods; a trait impl
@@ -687,6 +752,17 @@ fn on_returns_unit_or_view_op(on: &On, cx: &Ctxt) {
         cx.error_spanned_by(
             ty,
             "`#[on]` returns `()` (keep the row) or `ViewOp` (`ViewOp::Delete` removes the row): remove the return type, or return a `ViewOp`",
+        );
+    }
+}
+
+/// `key` names one row, `keys` several: a handler gives one or the other, and
+/// the two together would leave the generated fold to guess.
+fn on_key_or_keys(on: &On, cx: &Ctxt) {
+    if let (Some(_), Some(keys)) = (&on.key, &on.keys) {
+        cx.error_spanned_by(
+            keys,
+            "`#[on]` takes `key = …` (one row) or `keys = …` (several rows), not both: keep `keys = …` and yield the single key among the others",
         );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod handwritten;
+pub mod occupancy;
 pub mod pg;
 pub mod timers;
 pub mod views;

@@ -162,12 +162,17 @@ async fn snapshots_are_written_every_hundred_events_and_loading_starts_from_them
     // Prove the load uses the snapshot: store a newer one (version 201, with
     // deposit 201 applied) that also carries a marker sum; a fresh app must see
     // the marker plus the 49 deposits after it.
-    let mut state: Account = Codec::Json.decode(&snapshot.payload).unwrap();
+    // A payload is the stamp of the logic that wrote it (14 bytes: a mark,
+    // the snapshot_version, the apply fingerprint), then the state: keep the
+    // stamp, so the edited snapshot is still this program's.
+    let (stamp, body) = snapshot.payload.split_at(14);
+    let mut state: Account = Codec::Json.decode(body).unwrap();
     state.balance += 1 + 1_000_000;
+    let payload = [stamp, &Codec::Json.encode(&state).unwrap()].concat();
     store
         .save_snapshot(Snapshot {
             version: 201,
-            payload: Codec::Json.encode(&state).unwrap(),
+            payload,
             ..snapshot
         })
         .await

@@ -217,7 +217,8 @@ pub(crate) trait Fold: Send {
     fn version(&self) -> u64;
     /// Decodes `record` and applies it; it must be the next version.
     fn apply(&mut self, record: &RecordedEvent) -> Result<(), AuditError>;
-    /// Restores a stored snapshot; false when the entity keeps none or it no longer decodes.
+    /// Restores a stored snapshot; false when the entity keeps none, it was
+    /// written by other apply logic, or it no longer decodes.
     fn restore(&mut self, snapshot: &Snapshot) -> bool;
     /// The state as JSON.
     fn state(&self) -> Result<Value, AuditError>;
@@ -281,8 +282,9 @@ impl<E: Audited> Fold for Erased<E> {
     }
 
     fn restore(&mut self, snapshot: &Snapshot) -> bool {
-        match E::decode_snapshot(snapshot.codec, &snapshot.payload) {
-            Some(Ok(state)) => {
+        // A snapshot of other apply logic would show a state these events do not give.
+        match crate::entity::open_snapshot::<E>(snapshot.codec, &snapshot.payload) {
+            crate::entity::SnapshotRead::State(state) => {
                 self.state = state;
                 self.version = snapshot.version;
                 true

@@ -1,7 +1,7 @@
 //! Loading an entity: from its latest snapshot and the events after it, or on
 //! from the cached version after a conflict; and saving snapshots.
 
-use crate::entity::Entity;
+use crate::entity::{Entity, SnapshotRead, SnapshotStamp, open_snapshot, seal_snapshot};
 use crate::event::EventSet;
 use crate::store::{RecordedEvent, Snapshot};
 
@@ -64,11 +64,12 @@ impl<E: Entity> EntityRef<E> {
         // Stale until the end: a failed read or a panicking `apply` part-way
         // leaves a reload from scratch behind, never a half-applied state.
         slot.fresh = false;
+        let mut ignored = None;
         if from_scratch {
             slot.state = E::default();
             slot.version = 0;
             if E::SNAPSHOT_EVERY > 0 {
-                self.restore_snapshot(slot).await?;
+                ignored = self.restore_snapshot(slot).await?;
             }
         }
         loop {
@@ -93,28 +94,55 @@ impl<E: Entity> EntityRef<E> {
             }
         }
         slot.fresh = true;
+        // Replace an ignored snapshot now rather than at the next multiple of
+        // `snapshot_every`, so later loads stop rebuilding from events. Stores
+        // keep only a newer snapshot, so one at the same version stays.
+        if ignored.is_some_and(|stale| slot.version > stale) {
+            self.save_snapshot(slot).await;
+        }
         Ok(())
     }
 
-    async fn restore_snapshot(&self, slot: &mut Loaded<E>) -> Result<(), LoadError> {
+    /// Restores the stored snapshot when this program's logic wrote it.
+    /// Returns the version of a snapshot it ignored (other apply logic, or a
+    /// state that no longer decodes), so the caller can replace it.
+    async fn restore_snapshot(&self, slot: &mut Loaded<E>) -> Result<Option<u64>, LoadError> {
         let Some(snapshot) = self.commands.env.store().load_snapshot(E::NAME, &self.id).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        match E::decode_snapshot(snapshot.codec, &snapshot.payload) {
-            Some(Ok(state)) => {
+        match open_snapshot::<E>(snapshot.codec, &snapshot.payload) {
+            SnapshotRead::State(state) => {
                 slot.state = state;
                 slot.version = snapshot.version;
+                Ok(None)
             }
-            Some(Err(error)) => tracing::warn!(
-                entity = E::NAME,
-                id = %self.id,
-                version = snapshot.version,
-                %error,
-                "snapshot no longer decodes (the state type changed?); rebuilding from events"
-            ),
-            None => {}
+            SnapshotRead::Stale(stored) => {
+                let stored = stored.map_or_else(
+                    || "no stamp (written before snapshots carried one)".to_owned(),
+                    |s| s.to_string(),
+                );
+                tracing::warn!(
+                    entity = E::NAME,
+                    id = %self.id,
+                    version = snapshot.version,
+                    stored = %stored,
+                    expected = %SnapshotStamp::of::<E>(),
+                    "snapshot was written by other apply logic (the snapshot_version or the #[apply] code changed); ignoring it and rebuilding from events"
+                );
+                Ok(Some(snapshot.version))
+            }
+            SnapshotRead::Undecodable(error) => {
+                tracing::warn!(
+                    entity = E::NAME,
+                    id = %self.id,
+                    version = snapshot.version,
+                    %error,
+                    "snapshot no longer decodes (the state type changed?); rebuilding from events"
+                );
+                Ok(Some(snapshot.version))
+            }
+            SnapshotRead::Unused => Ok(None),
         }
-        Ok(())
     }
 
     pub(super) fn decode(&self, record: &RecordedEvent, expected: u64) -> Result<E::Event, LoadError> {
@@ -147,8 +175,13 @@ impl<E: Entity> EntityRef<E> {
         if every == 0 || slot.version / every == before / every {
             return;
         }
+        self.save_snapshot(slot).await;
+    }
+
+    /// Stores a snapshot of the state at its version. A failure is logged.
+    async fn save_snapshot(&self, slot: &Loaded<E>) {
         let codec = self.commands.env.codec();
-        let payload = match slot.state.encode_snapshot(codec) {
+        let payload = match seal_snapshot(&slot.state, codec) {
             Some(Ok(payload)) => payload,
             Some(Err(error)) => {
                 tracing::warn!(entity = E::NAME, id = %self.id, %error, "snapshot does not encode; skipped");

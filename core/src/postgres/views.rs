@@ -8,6 +8,7 @@
 //! its process dies the connection drops and the server frees the lock, and
 //! another process, retrying every second, takes over from the stored checkpoint.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,7 +16,8 @@ use async_trait::async_trait;
 use super::lease::{self, Conn, quote_ident};
 use crate::process::Lease;
 use crate::view::backend::{
-    Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
+    Commit, IndexedRow, RangeBuilder, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
+    check_view_name,
 };
 
 const BACKEND: &str = "postgres";
@@ -180,6 +182,11 @@ struct PgTable {
     ix: String,
 }
 
+/// PostgreSQL's n-th numbered parameter.
+fn placeholder(n: usize) -> String {
+    format!("${n}")
+}
+
 fn row_bytes(row: &tokio_postgres::Row, i: usize) -> Result<Vec<u8>, ViewStoreError> {
     let text: String = row.try_get(i).map_err(err("reading a row column"))?;
     Ok(text.into_bytes())
@@ -281,6 +288,91 @@ impl ViewTable for PgTable {
             .map_err(err(format!("finding rows by {index} = {value} in {}", self.id)))?;
         rows.iter()
             .map(|r| Ok((r.try_get(0).map_err(err("reading a key"))?, row_bytes(r, 1)?)))
+            .collect()
+    }
+
+    async fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+        // Keys are `COLLATE "C"` (byte order, the primary key's own order).
+        let (range, next) = RangeBuilder::new(placeholder, 1, "")
+            .bounds("key", from, to)
+            .finish();
+        let sql = format!(
+            "SELECT key, row FROM {} WHERE true{} ORDER BY key COLLATE \"C\" LIMIT {}",
+            self.rows,
+            range.conditions,
+            placeholder(next)
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = range
+            .params
+            .iter()
+            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        params.push(&limit);
+        let rows = self
+            .inner
+            .reader
+            .client
+            .query(&sql, &params)
+            .await
+            .map_err(err(format!("reading a key range of {}", self.id)))?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0).map_err(err("reading a key"))?, row_bytes(r, 1)?)))
+            .collect()
+    }
+
+    async fn find_range(
+        &self,
+        index: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<IndexedRow>, ViewStoreError> {
+        // Index values compare as bytes, like SQLite's and memory's (tables
+        // created before range queries have a `value` column in the
+        // database's collation: the explicit collation keeps them right).
+        let (range, next) = RangeBuilder::new(placeholder, 2, " COLLATE \"C\"")
+            .bounds("i.value", from, to)
+            .after("i.value", "i.key", after)
+            .finish();
+        let sql = format!(
+            "SELECT i.value, r.key, r.row FROM {} i JOIN {} r ON r.key = i.key
+             WHERE i.name = $1{} ORDER BY i.value COLLATE \"C\", i.key COLLATE \"C\" LIMIT {}",
+            self.ix,
+            self.rows,
+            range.conditions,
+            placeholder(next)
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&index];
+        params.extend(
+            range
+                .params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)),
+        );
+        params.push(&limit);
+        let rows = self
+            .inner
+            .reader
+            .client
+            .query(&sql, &params)
+            .await
+            .map_err(err(format!("reading a range of index {index} in {}", self.id)))?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexedRow {
+                    value: r.try_get(0).map_err(err("reading an index value"))?,
+                    key: r.try_get(1).map_err(err("reading a key"))?,
+                    row: row_bytes(r, 2)?,
+                })
+            })
             .collect()
     }
 
@@ -460,7 +552,7 @@ impl ViewStore for PostgresViewStore {
             .map_err(err("locking for a table creation"))?;
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS {rows} (key TEXT COLLATE \"C\" PRIMARY KEY, row TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS {ix} (name TEXT NOT NULL, value TEXT NOT NULL, key TEXT COLLATE \"C\" NOT NULL,
+             CREATE TABLE IF NOT EXISTS {ix} (name TEXT NOT NULL, value TEXT COLLATE \"C\" NOT NULL, key TEXT COLLATE \"C\" NOT NULL,
                 PRIMARY KEY (name, value, key));
              CREATE INDEX IF NOT EXISTS {} ON {ix} (key);",
             quote_ident(&format!("{name}_ix_key"))

@@ -9,6 +9,7 @@
 //! One process runs a SQLite view; the checkpoint compare-and-set still keeps
 //! a second one from applying a batch twice.
 
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::process::{Lease, LocalLease};
 use crate::view::backend::{
-    Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, check_view_name,
+    Commit, IndexedRow, RangeBuilder, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
+    check_view_name,
 };
 
 const BACKEND: &str = "sqlite";
@@ -97,6 +99,23 @@ struct SqliteTable {
 
 fn bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Vec<u8>> {
     Ok(row.get_ref(i)?.as_bytes()?.to_vec())
+}
+
+/// SQLite's n-th numbered parameter.
+fn placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+/// A range query's text parameters, then its limit.
+fn values(texts: &[&str], limit: usize) -> Vec<rusqlite::types::Value> {
+    let mut out: Vec<rusqlite::types::Value> = texts
+        .iter()
+        .map(|t| rusqlite::types::Value::Text((*t).to_owned()))
+        .collect();
+    out.push(rusqlite::types::Value::Integer(
+        i64::try_from(limit).unwrap_or(i64::MAX),
+    ));
+    out
 }
 
 fn text<'a>(id: &TableId, key: &str, row: &'a [u8]) -> Result<&'a str, ViewStoreError> {
@@ -207,6 +226,77 @@ impl ViewTable for SqliteTable {
                     .query_map(params![after, limit], |r| Ok((r.get(0)?, bytes(r, 1)?)))
                     .and_then(|rows| rows.collect())
                     .map_err(err("listing rows"))?;
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+        let rows = self.rows.clone();
+        // Keys are TEXT with SQLite's default BINARY collation: byte order.
+        let (range, next) = RangeBuilder::new(placeholder, 1, "")
+            .bounds("key", from, to)
+            .finish();
+        let sql = format!(
+            "SELECT key, row FROM \"{rows}\" WHERE 1{} ORDER BY key LIMIT {}",
+            range.conditions,
+            placeholder(next)
+        );
+        let params = values(&range.params, limit);
+        self.inner
+            .with(false, move |c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(err("preparing a key range"))?;
+                let found = stmt
+                    .query_map(rusqlite::params_from_iter(params), |r| {
+                        Ok((r.get(0)?, bytes(r, 1)?))
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(err("reading a key range"))?;
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn find_range(
+        &self,
+        index: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<IndexedRow>, ViewStoreError> {
+        let (rows, ix) = (self.rows.clone(), self.ix.clone());
+        let (range, next) = RangeBuilder::new(placeholder, 2, "")
+            .bounds("i.value", from, to)
+            .after("i.value", "i.key", after)
+            .finish();
+        let sql = format!(
+            "SELECT i.value, r.key, r.row FROM \"{ix}\" i JOIN \"{rows}\" r ON r.key = i.key
+             WHERE i.name = ?1{} ORDER BY i.value, i.key LIMIT {}",
+            range.conditions,
+            placeholder(next)
+        );
+        let mut params = vec![rusqlite::types::Value::Text(index.to_owned())];
+        params.extend(values(&range.params, limit));
+        let index = index.to_owned();
+        self.inner
+            .with(false, move |c| {
+                let mut stmt = c.prepare_cached(&sql).map_err(err("preparing an index range"))?;
+                let found = stmt
+                    .query_map(rusqlite::params_from_iter(params), |r| {
+                        Ok(IndexedRow {
+                            value: r.get(0)?,
+                            key: r.get(1)?,
+                            row: bytes(r, 2)?,
+                        })
+                    })
+                    .and_then(|rows| rows.collect())
+                    .map_err(err(format!("reading a range of index {index}")))?;
                 Ok(found)
             })
             .await

@@ -3,6 +3,7 @@
 //! compare-and-set, leases), for the memory, SQLite and PostgreSQL backends.
 
 use std::fmt;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,6 +70,17 @@ pub struct TableInfo {
     pub state: TableState,
     /// Its checkpoint: the last global position folded into it.
     pub position: u64,
+}
+
+/// A row found through an index range: its index value, key and encoded row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedRow {
+    /// The row's value of the index.
+    pub value: String,
+    /// The row key.
+    pub key: String,
+    /// The encoded row.
+    pub row: Vec<u8>,
 }
 
 /// One row change of a commit.
@@ -143,6 +155,114 @@ pub enum ViewStoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// The tighter of two lower bounds: where a page cursor (`b`) and a range's
+/// start (`a`) both limit a query, the later one wins.
+pub(crate) fn tighter_lower<'a>(a: Bound<&'a str>, b: Bound<&'a str>) -> Bound<&'a str> {
+    fn start(bound: Bound<&str>) -> Option<&str> {
+        match bound {
+            Bound::Included(s) | Bound::Excluded(s) => Some(s),
+            Bound::Unbounded => None,
+        }
+    }
+    match (start(a), start(b)) {
+        (None, _) => b,
+        (_, None) => a,
+        (Some(x), Some(y)) if x > y => a,
+        (Some(x), Some(y)) if y > x => b,
+        // The same start: excluding it is the tighter bound.
+        _ => match a {
+            Bound::Excluded(_) => a,
+            _ => b,
+        },
+    }
+}
+
+/// The SQL conditions of a range query, written once for the SQLite and
+/// PostgreSQL view stores: `AND column >= ?n …` for each bound (and, for an
+/// index page, the `(value, key)` cursor), with the parameters in the order
+/// their placeholders number them, from `first` on. `placeholder` spells the
+/// n-th parameter (`?n`, `$n`); `bytes` makes a column compare as bytes
+/// (`""` where it does already, ` COLLATE "C"` on PostgreSQL).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct RangeSql<'a> {
+    /// The conditions, each starting with ` AND `.
+    pub conditions: String,
+    /// The text parameters they name, in placeholder order.
+    pub params: Vec<&'a str>,
+}
+
+/// Builds a [`RangeSql`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct RangeBuilder<'a> {
+    placeholder: fn(usize) -> String,
+    next: usize,
+    bytes: &'static str,
+    sql: RangeSql<'a>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<'a> RangeBuilder<'a> {
+    /// Placeholders numbered from `first`; `bytes` as in [`RangeSql`].
+    pub(crate) fn new(placeholder: fn(usize) -> String, first: usize, bytes: &'static str) -> Self {
+        RangeBuilder {
+            placeholder,
+            next: first,
+            bytes,
+            sql: RangeSql {
+                conditions: String::new(),
+                params: Vec::new(),
+            },
+        }
+    }
+
+    fn param(&mut self, value: &'a str) -> String {
+        self.sql.params.push(value);
+        let p = (self.placeholder)(self.next);
+        self.next += 1;
+        p
+    }
+
+    /// `column` within `from` and `to`.
+    pub(crate) fn bounds(mut self, column: &str, from: Bound<&'a str>, to: Bound<&'a str>) -> Self {
+        for (bound, inclusive, exclusive) in [(from, ">=", ">"), (to, "<=", "<")] {
+            let (op, value) = match bound {
+                Bound::Included(v) => (inclusive, v),
+                Bound::Excluded(v) => (exclusive, v),
+                Bound::Unbounded => continue,
+            };
+            let p = self.param(value);
+            let bytes = self.bytes;
+            self.sql
+                .conditions
+                .push_str(&format!(" AND {column}{bytes} {op} {p}"));
+        }
+        self
+    }
+
+    /// Rows after the cursor `(value, key)` in `(value_column, key_column)` order.
+    pub(crate) fn after(
+        mut self,
+        value_column: &str,
+        key_column: &str,
+        after: Option<(&'a str, &'a str)>,
+    ) -> Self {
+        if let Some((value, key)) = after {
+            let v = self.param(value);
+            let k = self.param(key);
+            let bytes = self.bytes;
+            self.sql.conditions.push_str(&format!(
+                " AND ({value_column}{bytes} > {v} OR ({value_column} = {v} AND {key_column}{bytes} > {k}))"
+            ));
+        }
+        self
+    }
+
+    /// The conditions and their parameters; the next placeholder number.
+    pub(crate) fn finish(self) -> (RangeSql<'a>, usize) {
+        (self.sql, self.next)
+    }
 }
 
 /// [`ViewStoreError::InvalidName`] unless `view` is a valid view name.
@@ -223,6 +343,26 @@ pub trait ViewTable: Send + Sync + 'static {
     /// Rows with key `> after` (all when `None`), in key order, at most `limit`.
     async fn list(&self, after: Option<&str>, limit: usize)
     -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
+    /// Rows with keys within `from` and `to`, in key order, at most `limit`.
+    /// Keys compare as bytes (what `list` orders by) on every backend.
+    async fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError>;
+    /// Rows whose index `index` has a value within `from` and `to`, in
+    /// (value, key) order, after the row `after` names as `(value, key)` when
+    /// given, at most `limit`; each with its index value. Values compare as
+    /// bytes on every backend.
+    async fn find_range(
+        &self,
+        index: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<IndexedRow>, ViewStoreError>;
     /// Applies the row changes and moves the checkpoint, all or nothing.
     async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError>;
 }

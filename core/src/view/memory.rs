@@ -1,14 +1,16 @@
 //! View tables in process memory: a hash map per table (O(1) `get`), a sorted
-//! key set for listing, and hash indexes. For tests, benchmarks and views
+//! key set for listing and key ranges, and sorted indexes (for index ranges). For tests, benchmarks and views
 //! that are rebuilt from the log at every start.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
-use super::backend::{Commit, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable};
+use super::backend::{
+    Commit, IndexedRow, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable, tighter_lower,
+};
 use crate::process::{Lease, LocalLease};
 
 /// An in-memory [`ViewStore`]. Cloning shares the tables.
@@ -43,8 +45,8 @@ struct Data {
     checkpoint: u64,
     rows: HashMap<String, Vec<u8>>,
     order: BTreeSet<String>,
-    /// index name → value → keys.
-    index: HashMap<&'static str, HashMap<String, BTreeSet<String>>>,
+    /// index name → value → keys, both in order for index ranges.
+    index: HashMap<&'static str, BTreeMap<String, BTreeSet<String>>>,
     /// key → its index entries, to remove them when the row changes.
     entries: HashMap<String, Vec<(&'static str, String)>>,
 }
@@ -126,6 +128,65 @@ impl ViewTable for MemoryTable {
             .collect())
     }
 
+    async fn range(
+        &self,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, ViewStoreError> {
+        if empty_range(from, to) {
+            return Ok(Vec::new());
+        }
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        Ok(data
+            .order
+            .range::<str, _>((from, to))
+            .take(limit)
+            .filter_map(|k| data.rows.get(k).map(|r| (k.clone(), r.clone())))
+            .collect())
+    }
+
+    async fn find_range(
+        &self,
+        index: &str,
+        from: Bound<&str>,
+        to: Bound<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<IndexedRow>, ViewStoreError> {
+        let from = match after {
+            Some((value, _)) => tighter_lower(from, Bound::Included(value)),
+            None => from,
+        };
+        if empty_range(from, to) {
+            return Ok(Vec::new());
+        }
+        let data = self.data.read().unwrap_or_else(|e| e.into_inner());
+        let Some(by_value) = data.index.get(index) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (value, keys) in by_value.range::<str, _>((from, to)) {
+            let keys = match after {
+                Some((v, k)) if value == v => keys.range::<str, _>((Bound::Excluded(k), Bound::Unbounded)),
+                _ => keys.range::<str, _>(..),
+            };
+            for key in keys {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                if let Some(row) = data.rows.get(key) {
+                    out.push(IndexedRow {
+                        value: value.clone(),
+                        key: key.clone(),
+                        row: row.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), ViewStoreError> {
         let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
         if data.checkpoint != commit.from {
@@ -162,6 +223,16 @@ impl ViewTable for MemoryTable {
         }
         data.checkpoint = commit.to;
         Ok(())
+    }
+}
+
+/// True when no value lies within `from` and `to` (`BTreeMap::range`
+/// panics on such bounds; the other stores answer them with no rows).
+fn empty_range(from: Bound<&str>, to: Bound<&str>) -> bool {
+    match (from, to) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a >= b,
+        _ => false,
     }
 }
 

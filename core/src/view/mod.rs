@@ -20,7 +20,15 @@
 //!   the cause is fixed.
 //! - **O(1) reads.** [`ViewReader::get`] is a hash lookup (memory) or a
 //!   primary-key read (SQLite, PostgreSQL); `#[view(index = [field])]` adds a
-//!   generated `find_by_<field>`; [`ViewReader::list`] pages in key order.
+//!   generated `find_by_<field>`; [`ViewReader::list`] pages in key order,
+//!   [`ViewReader::range`] pages through a key range and
+//!   [`ViewReader::find_range`] through a range of an index's values, keys
+//!   and values compared as bytes on every store.
+//! - **Several rows per event.** `#[on(keys = …)]` folds the event into each
+//!   distinct key the expression yields, once; the batch still loads and
+//!   writes each touched row once, and commits them with the checkpoint.
+//! - **Read-your-writes across views.** [`App::wait_for_views`](crate::App::wait_for_views)
+//!   waits until every view started on the app has folded a position.
 //! - **Blue/green rebuilds.** Bumping `#[view(version = …)]`, or calling
 //!   [`App::rebuild_view`](crate::App::rebuild_view), builds a new table beside the live one from
 //!   position 0 and swaps atomically once it has caught up; queries are served
@@ -59,12 +67,30 @@
 //!     #[on(key = e.to.clone())] fn credited(&mut self, e: &TransferredOut) { self.balance += e.amount }
 //! }
 //! ```
+//! A handler that updates a computed set of rows names them with
+//! `#[on(keys = …)]`, any `IntoIterator` of `ToString` items; each distinct
+//! key's row folds the event once (the event is decoded once and shared):
+//! ```
+//! # use factum::prelude::*;
+//! # use serde::{Deserialize, Serialize};
+//! # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
+//! # pub struct Tagged { pub tags: Vec<String> }
+//! #[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+//! pub struct TagUses { uses: u32 }
+//!
+//! #[view(name = "tag_uses")]
+//! impl TagUses {
+//!     #[on(keys = e.tags.iter())]
+//!     fn tagged(&mut self, _e: &Tagged) { self.uses += 1 }
+//! }
+//! ```
 //! A handler returns `()` (keep the row) or a [`ViewOp`]: `ViewOp::Delete`
 //! removes the row (a later event for the key starts again from `Default`).
 //! Rows are keyed by the event's stream id unless `#[on(key = …)]` says
 //! otherwise; the key expression sees the handler's event and meta
 //! parameters (also under the names `e` and `meta`) and yields anything
-//! `ToString`. Handler bodies obey the rules: no clock (use
+//! `ToString`; a `keys` expression sees the same and yields an `IntoIterator`
+//! of them. Handler bodies obey the rules: no clock (use
 //! `meta.recorded_at`), no randomness, no side effects.
 
 pub(crate) mod backend;
@@ -76,10 +102,12 @@ mod side;
 
 /// Leases and the failure streak are the process layer's; re-exported for view users.
 pub use crate::process::{FAILURES_BEFORE_WAIT_FAILS, Lease};
-pub use backend::{Commit, RowWrite, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable};
+pub use backend::{
+    Commit, IndexedRow, RowWrite, TableId, TableInfo, TableState, ViewStore, ViewStoreError, ViewTable,
+};
 pub(crate) use fold::fold_records;
 pub use memory::MemoryViewStore;
-pub use reader::{Page, RowChange, RowChanges, ViewHandle, ViewReader};
+pub use reader::{IndexCursor, IndexPage, Page, RowChange, RowChanges, ViewHandle, ViewReader};
 pub use runner::{ViewSettings, Views};
 pub(crate) use side::SideBuild;
 

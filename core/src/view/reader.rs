@@ -1,14 +1,15 @@
 //! The reader API of views: O(1) reads by key, generated `find_by_<field>`
-//! queries, pages in key order, read-your-writes waits and live row changes.
+//! queries, pages in key order (all rows, a key range, an index range),
+//! read-your-writes waits and live row changes.
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::Deref;
+use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use super::backend::{TableId, ViewStoreError, ViewTable};
+use super::backend::{TableId, ViewStoreError, ViewTable, tighter_lower};
 use super::{ROW_CODEC, View, ViewError};
 use crate::process::{Progress, WaitError};
 
@@ -148,6 +149,102 @@ impl<V: View> ViewReader<V> {
         Ok(Page { rows, next })
     }
 
+    /// One page of the rows whose keys lie in `keys`, in key order, paged
+    /// like [`list`](ViewReader::list): at most `limit` rows after `cursor`,
+    /// and `next` is `Some` whenever the page is full.
+    ///
+    /// Keys compare as bytes on every view store, so keys that should sort
+    /// as dates or numbers need a form whose text sorts that way (ISO 8601
+    /// dates, zero-padded numbers):
+    ///
+    /// ```no_run
+    /// # async fn march<V: factum::View>(nights: factum::view::ViewReader<V>) -> Result<(), factum::ViewError> {
+    /// let march = nights.range("2027-03-01".."2027-04-01", None, 31).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn range<'k>(
+        &self,
+        keys: impl RangeBounds<&'k str>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<V>, ViewError> {
+        if limit == 0 {
+            return Err(ViewError::ZeroLimit { view: V::NAME });
+        }
+        let mut from = keys.start_bound().cloned();
+        if let Some(cursor) = cursor {
+            from = tighter_lower(from, Bound::Excluded(cursor));
+        }
+        let to = keys.end_bound().cloned();
+        let table = self.shared()?.serving();
+        let rows = table.range(from, to, limit).await.map_err(Self::storage)?;
+        let rows = rows
+            .into_iter()
+            .map(|(k, bytes)| decode_row::<V>(table.id(), &k, &bytes).map(|row| (k, row)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if rows.len() == limit {
+            rows.last().map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        Ok(Page { rows, next })
+    }
+
+    /// One page of the rows whose indexed field `index` renders as a value
+    /// in `values`, in the order of (value, key): at most `limit` rows after
+    /// `cursor` (from the start when `None`). Pass the page's
+    /// [`next`](IndexPage::next) as the cursor of the next call; it is `Some`
+    /// whenever the page is full.
+    ///
+    /// Values compare as text, byte by byte, on every view store: index a
+    /// date as ISO 8601 text and an amount as zero-padded text (e.g. a
+    /// `format!("{cents:012}")` field) for ranges to follow their order. An
+    /// `index` the view does not declare fails with [`ViewError::UnknownIndex`].
+    pub async fn find_range<'k>(
+        &self,
+        index: &str,
+        values: impl RangeBounds<&'k str>,
+        cursor: Option<&IndexCursor>,
+        limit: usize,
+    ) -> Result<IndexPage<V>, ViewError> {
+        if !V::INDEXES.contains(&index) {
+            return Err(ViewError::UnknownIndex {
+                view: V::NAME,
+                index: index.to_owned(),
+                known: V::INDEXES,
+            });
+        }
+        if limit == 0 {
+            return Err(ViewError::ZeroLimit { view: V::NAME });
+        }
+        let table = self.shared()?.serving();
+        let after = cursor.map(|c| (c.value.as_str(), c.key.as_str()));
+        let found = table
+            .find_range(
+                index,
+                values.start_bound().cloned(),
+                values.end_bound().cloned(),
+                after,
+                limit,
+            )
+            .await
+            .map_err(Self::storage)?;
+        let next = (found.len() == limit).then(|| {
+            found.last().map(|last| IndexCursor {
+                value: last.value.clone(),
+                key: last.key.clone(),
+            })
+        });
+        let rows = found
+            .into_iter()
+            .map(|r| decode_row::<V>(table.id(), &r.key, &r.row).map(|row| (r.key, row)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IndexPage {
+            rows,
+            next: next.flatten(),
+        })
+    }
+
     /// The last global position folded into the rows queries read.
     pub fn checkpoint(&self) -> u64 {
         self.shared.as_ref().map_or(0, |s| s.progress.checkpoint())
@@ -231,6 +328,25 @@ pub struct Page<V> {
     pub rows: Vec<(String, V)>,
     /// The cursor of the next page; `None` on the last page.
     pub next: Option<String>,
+}
+
+/// One page of [`ViewReader::find_range`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexPage<V> {
+    /// The rows, in the order of (index value, key).
+    pub rows: Vec<(String, V)>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next: Option<IndexCursor>,
+}
+
+/// Where a page of [`ViewReader::find_range`] ended: the index value and the
+/// key of its last row (the next page starts after them).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IndexCursor {
+    /// The last row's index value.
+    pub value: String,
+    /// The last row's key.
+    pub key: String,
 }
 
 /// A live stream of row changes (a `tokio::sync::broadcast` receiver, filtered).

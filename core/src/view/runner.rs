@@ -65,6 +65,14 @@ struct RunningView {
     rust_type: &'static str,
     shared: Arc<dyn Any + Send + Sync>,
     control: mpsc::UnboundedSender<Control>,
+    /// [`ViewReader::wait_for`] of this view, for [`Views::wait_for_all`].
+    wait_for: fn(Arc<dyn Any + Send + Sync>, u64) -> StartFuture<'static>,
+}
+
+/// `wait_for` of view `V`, behind the erased shared state.
+fn wait_erased<V: View>(shared: Arc<dyn Any + Send + Sync>, position: u64) -> StartFuture<'static> {
+    let shared = shared.downcast::<Shared<V>>().ok();
+    Box::pin(async move { ViewReader { shared }.wait_for(position).await })
 }
 
 /// The views of one app: where their tables live, and the ones running.
@@ -144,6 +152,25 @@ impl Views {
         }
         names.sort_unstable();
         Ok(names)
+    }
+
+    /// Waits until every view running on this app has folded the log up to
+    /// `position`, failing with the first view's error as
+    /// [`ViewReader::wait_for`] would (the views are waited for in name order;
+    /// they fold meanwhile all the same). With no view running it returns at once.
+    pub async fn wait_for_all(&self, position: u64) -> Result<(), ViewError> {
+        let mut waits: Vec<(&'static str, Arc<dyn Any + Send + Sync>, _)> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running
+                .iter()
+                .map(|(name, r)| (*name, r.shared.clone(), r.wait_for))
+                .collect()
+        };
+        waits.sort_unstable_by_key(|(name, _, _)| *name);
+        for (_, shared, wait_for) in waits {
+            wait_for(shared, position).await?;
+        }
+        Ok(())
     }
 
     /// Rebuilds the view `name` from position 0 beside the live table and swaps
@@ -230,6 +257,7 @@ impl Views {
                     rust_type,
                     shared: shared.clone(),
                     control: control_tx,
+                    wait_for: wait_erased::<V>,
                 },
             );
         }

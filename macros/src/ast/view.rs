@@ -25,6 +25,8 @@ pub(crate) struct On<'a> {
     pub params: Vec<&'a PatType>,
     /// `#[on(key = …)]`: the row key; the event's stream id when absent.
     pub key: Option<Expr>,
+    /// `#[on(keys = …)]`: several row keys, each row folding the event once.
+    pub keys: Option<Expr>,
 }
 
 impl<'a> View<'a> {
@@ -51,6 +53,7 @@ impl<'a> View<'a> {
                 method,
                 params,
                 key: on.key,
+                keys: on.keys,
             });
         }
         View {
@@ -109,9 +112,13 @@ impl<'a> On<'a> {
         self.event().map(|ty| ty.to_token_stream().to_string())
     }
 
-    /// The key expression as written, to compare handlers by.
+    /// The key expression as written (`keys = …` marked apart from `key = …`), to compare handlers by.
     pub(crate) fn key_tokens(&self) -> Option<String> {
-        self.key.as_ref().map(|key| key.to_token_stream().to_string())
+        match (&self.key, &self.keys) {
+            (Some(key), _) => Some(key.to_token_stream().to_string()),
+            (None, Some(keys)) => Some(format!("keys {}", keys.to_token_stream())),
+            (None, None) => None,
+        }
     }
 }
 

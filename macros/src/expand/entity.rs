@@ -494,6 +494,33 @@ fn dispatch(en: &Entity, events: &Ident, commands: &Ident) -> TokenStream {
     }
 }
 
+/// A fingerprint of the `#[apply]` methods (FNV-1a over their tokens, in
+/// sorted order): a snapshot written by other apply code is not trusted.
+/// Signature and body tokens, not text nor attributes, so formatting, comments
+/// and doc comments do not change it.
+fn apply_fingerprint(en: &Entity) -> u64 {
+    let mut methods: Vec<String> = en
+        .appliers
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a.method.sig.to_token_stream(),
+                a.method.block.to_token_stream()
+            )
+        })
+        .collect();
+    methods.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for method in &methods {
+        for byte in method.bytes().chain([0]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
 /// `impl Entity`: the constants, the types, and `apply` as a match calling
 /// each `#[apply]` method.
 fn entity_impl(en: &Entity, events: &Ident, commands: &Ident) -> TokenStream {
@@ -510,7 +537,12 @@ fn entity_impl(en: &Entity, events: &Ident, commands: &Ident) -> TokenStream {
     });
     // Only entities that snapshot need a serializable state.
     let snapshots = (snapshot_every > 0).then(|| {
+        let snapshot_version = en.args.snapshot_version.as_ref().map_or(0, |(n, _)| *n);
+        let fingerprint = apply_fingerprint(en);
         quote! {
+            const SNAPSHOT_VERSION: u32 = #snapshot_version;
+            const SNAPSHOT_FINGERPRINT: u64 = #fingerprint;
+
             fn encode_snapshot(
                 &self,
                 __codec: ::factum::Codec,

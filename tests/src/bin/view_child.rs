@@ -7,16 +7,20 @@
 //! view's runner, `done` when the view has folded `<events>` events, then exits.
 //! `FACTUM_CHILD_BATCH` sets the events per view transaction (default 500);
 //! `FACTUM_FAULT` arms fault points (`factum::fault`) to kill it at a commit.
+//! `FACTUM_CHILD_VIEW=occupancy` follows the `test_occupancy` view (several
+//! rows per event) instead of `test_tally`.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use factum::App;
+use factum::View;
 use factum::postgres::{PostgresStore, PostgresViewStore};
 use factum::sqlite::{SqliteStore, SqliteViewStore};
 use factum::store::EventStore;
 use factum::view::ViewStore;
+use factum_tests::occupancy::NightOccupancy;
 use factum_tests::views::Tally;
 
 fn say(line: &str) {
@@ -62,9 +66,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .shared_view_store(views)
         .view_batch(batch)
         .build();
-    app.start_view::<Tally>().await?;
+    match std::env::var("FACTUM_CHILD_VIEW").as_deref() {
+        Ok("occupancy") => follow::<NightOccupancy>(&app, n).await,
+        _ => follow::<Tally>(&app, n).await,
+    }
+}
+
+/// Runs view `V` until it has folded `n` events.
+async fn follow<V: View>(app: &App, n: u64) -> Result<(), Box<dyn std::error::Error>> {
+    app.start_view::<V>().await?;
     say("ready");
-    let tally = app.view::<Tally>();
+    let tally = app.view::<V>();
     let mut was_runner = false;
     loop {
         if !was_runner && tally.is_runner() {
