@@ -361,6 +361,13 @@ impl ConsumerHandle {
                 source,
             })?;
         self.wait_for(head).await?;
+        // Right after a start the first lease attempt may not have been made:
+        // "not the runner" then would skip the redrive pass this node is about to run.
+        if self.shared.progress.wait_role_known().await.is_err() {
+            return Err(ConsumerError::Stopped {
+                consumer: self.shared.name,
+            });
+        }
         if self.shared.progress.is_runner() {
             // A pass that began before this call may have missed a change made just
             // before it: wait for one that began after.

@@ -75,6 +75,10 @@ pub struct Progress {
     checkpoint: watch::Sender<u64>,
     stopped: watch::Sender<bool>,
     runner: watch::Sender<bool>,
+    /// Set once this node has tried for the lease and knows whether it runs
+    /// the process or follows another node: before that, `is_runner` false
+    /// means nothing.
+    role_known: watch::Sender<bool>,
     last_error: Mutex<Option<String>>,
     failure: watch::Sender<Option<Failure>>,
 }
@@ -96,6 +100,7 @@ impl Progress {
             checkpoint: watch::channel(checkpoint).0,
             stopped: watch::channel(false).0,
             runner: watch::channel(false).0,
+            role_known: watch::channel(false).0,
             last_error: Mutex::new(None),
             failure: watch::channel(None).0,
         }
@@ -173,6 +178,32 @@ impl Progress {
 
     pub(crate) fn set_runner(&self, runner: bool) {
         self.runner.send_replace(runner);
+    }
+
+    /// Records that this node knows its role (it took the lease, found
+    /// another node holding it, or holds off for a newer binary).
+    pub(crate) fn set_role_known(&self) {
+        self.role_known.send_if_modified(|known| !std::mem::replace(known, true));
+    }
+
+    /// Waits until this node knows whether it runs the process, so that
+    /// [`is_runner`](Progress::is_runner) is an answer and not a guess made
+    /// before the first lease attempt.
+    pub(crate) async fn wait_role_known(&self) -> Result<(), WaitError> {
+        let mut known = self.role_known.subscribe();
+        let mut stopped = self.stopped.subscribe();
+        loop {
+            if *known.borrow_and_update() {
+                return Ok(());
+            }
+            if *stopped.borrow_and_update() {
+                return Err(WaitError::Stopped);
+            }
+            tokio::select! {
+                r = known.changed() => if r.is_err() { return Err(WaitError::Stopped) },
+                r = stopped.changed() => if r.is_err() { return Err(WaitError::Stopped) },
+            }
+        }
     }
 
     pub(crate) fn stop(&self) {

@@ -73,6 +73,7 @@ pub(crate) async fn supervise<P: Process>(mut process: P) {
         };
         match hold_off {
             Some(reason) => {
+                process.progress().set_role_known();
                 if logged.as_ref() != Some(&reason) {
                     tracing::warn!(process = name, %reason, "holding off: following, not running");
                     process.progress().set_last_error(reason.clone());
@@ -84,6 +85,7 @@ pub(crate) async fn supervise<P: Process>(mut process: P) {
                 match process.try_lease().await {
                     Ok(Some(lease)) => {
                         process.progress().set_runner(true);
+                        process.progress().set_role_known();
                         // A panic in the process's code (a user handler, a backend) is its
                         // failure, retried like any other; it never ends this task unseen.
                         let led = match Guarded::new(process.lead(&*lease)).await {
@@ -111,7 +113,7 @@ pub(crate) async fn supervise<P: Process>(mut process: P) {
                         }
                     }
                     // Another node runs the process: follow it below.
-                    Ok(None) => {}
+                    Ok(None) => process.progress().set_role_known(),
                     Err(error) => {
                         tracing::warn!(process = name, %error, "taking the runner lease failed; retrying in 1 s");
                         tokio::time::sleep(LEASE_RETRY).await;
