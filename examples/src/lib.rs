@@ -1,8 +1,9 @@
-//! Runnable factum domains: the talk's bank account, shopping cart and money transfer (a workflow).
+//! Runnable factum domains: the talk's bank account, shopping cart, money transfer and ticket holding (workflows).
 #![forbid(unsafe_code)]
 
 pub mod bank;
 pub mod cart;
 pub mod fraud;
 pub mod progress;
+pub mod tickets;
 pub mod transfer;
