@@ -322,6 +322,13 @@ pub use factum_macros::view;
 /// | `name = "transfer"` | the stream type of its instances | the type's name in snake_case |
 /// | `error = TransferError` | what a refused start or signal returns | the first fallible decision's error, else `Infallible` |
 /// | `signals = TransferSignal` | the generated signal enum's name | `<Type>Signal` |
+/// | `timeout = "15m"` | how long an instance may run from its start | no limit |
+/// | `on_timeout = release` | the step (input `()`) entered once the timeout passed | the instance fails |
+/// | `on_cancel = refund` | the compensation (input `()`) a cancel runs | a cancel ends it at once |
+///
+/// The timeout and a cancel take effect at a step boundary: a paused
+/// instance enters its final step at once, one in a step finishes that step
+/// first (see the [`workflow`](mod@workflow) module docs).
 ///
 /// Methods:
 ///
@@ -336,8 +343,9 @@ pub use factum_macros::view;
 ///   `Result<Then<Self>, E>` with `E: Display`; the input is optional): does
 ///   the work. `Self::f` names the step in transitions (`Then::to(Self::f, input)`).
 ///
-/// Checked at compile time, each a spanned error: a transition or failover
-/// to something that is not a step, a step nothing reaches, a step whose body
+/// Checked at compile time, each a spanned error: a transition, failover,
+/// `on_timeout` or `on_cancel` to something that is not a step (or to a step
+/// that takes an input), `on_timeout` without `timeout`, a step nothing reaches, a step whose body
 /// names no move (`Then::to`, `pause`, `pause_for`, `end`, `fail`), an
 /// `async` decision, a step with `&mut self`, and the rules in decisions.
 /// Transition targets are seen when written `Then::to(Self::step, …)` or
@@ -378,7 +386,8 @@ pub mod __private {
     pub use crate::event::{EventRegistration, FieldShape, const_str_eq, decode_current, unknown_version};
     pub use crate::view::{IntoViewOp, ViewRegistration, is_valid_view_name};
     pub use crate::workflow::{
-        IntoDecision, IntoStepResult, StepOptions, StepRef, WorkflowRegistration, decode_input,
+        IntoDecision, IntoStepResult, StepOptions, StepRef, WorkflowOptions, WorkflowRegistration,
+        decode_input,
     };
     pub use inventory;
     pub use serde;

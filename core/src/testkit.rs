@@ -534,9 +534,10 @@ impl VirtualTime {
         Ok(fired)
     }
     /// Drives one workflow instance on virtual time: waits until no attempt
-    /// of it runs, then moves the time to its next retry or pause timeout and
-    /// waits for that to take effect, and again — until the instance is over,
-    /// or paused with no timeout (waiting for a signal). Returns its status.
+    /// of it runs, then moves the time to its next retry, pause timeout or
+    /// workflow timeout and waits for that to take effect, and again — until
+    /// the instance is over, or paused with no timeout (waiting for a
+    /// signal). Returns its status.
     ///
     /// A step that hangs is not advanced past: its timeout fires only when
     /// the time is moved beyond it ([`advance`](VirtualTime::advance)).
@@ -547,15 +548,27 @@ impl VirtualTime {
     ) -> Result<Status, SettleError> {
         for _ in 0..MAX_SETTLE_ADVANCES {
             let status = instance.wait_settled().await?;
-            let due = match &status {
+            let own = match &status {
+                _ if status.is_final() => return Ok(status),
                 Status::Running {
                     retry_at: Some(due), ..
-                } => *due,
+                } => Some(*due),
                 Status::Paused {
                     timeout_at: Some(due),
                     ..
-                } => *due,
-                _ => return Ok(status),
+                } => Some(*due),
+                _ => None,
+            };
+            // The index is at the log's head (`wait_settled`): its deadline is the stored one.
+            let core = instance.wait_core(|_| true).await?;
+            let deadline = core
+                .deadline
+                .filter(|_| core.pending.is_none() && core.diverted.is_none());
+            let (due, is_deadline) = match (own, deadline) {
+                (Some(own), Some(deadline)) if deadline < own => (deadline, true),
+                (Some(own), _) => (own, false),
+                (None, Some(deadline)) => (deadline, true),
+                (None, None) => return Ok(status),
             };
             let now = self.clock.now();
             if due > now {
@@ -563,7 +576,14 @@ impl VirtualTime {
             } else {
                 timers.wait_idle().await?;
             }
-            instance.wait_until(|s| *s != status).await?;
+            if is_deadline {
+                // A timeout in a step's retry changes no status: it waits for the boundary.
+                instance
+                    .wait_core(|c| c.deadline != Some(due) || c.status != status)
+                    .await?;
+            } else {
+                instance.wait_until(|s| *s != status).await?;
+            }
         }
         Err(SettleError::Endless {
             advances: MAX_SETTLE_ADVANCES,

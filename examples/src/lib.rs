@@ -1,5 +1,5 @@
-//! Runnable factum domains: the talk's bank account, shopping cart and money
-//! transfer (a workflow), and the flagship, the chess service.
+//! Runnable factum domains: the talk's bank account, shopping cart, money
+//! transfer and ticket holding (workflows), and the flagship, the chess service.
 #![forbid(unsafe_code)]
 
 pub mod bank;
@@ -7,4 +7,5 @@ pub mod cart;
 pub mod chess;
 pub mod fraud;
 pub mod progress;
+pub mod tickets;
 pub mod transfer;

@@ -4,6 +4,9 @@
 //!   to `refund`, which pays the withdrawn amount back: the compensation.
 //! - A transfer above [`LIMIT`] is held after the withdrawal and pauses for an
 //!   [`Accept`] signal; [`Decline`] or no answer within [`ACCEPT_WITHIN`] refunds it.
+//! - An operator's cancel (`on_cancel = refund`) lets the step in flight
+//!   finish, then refunds instead of going on: a transfer cancelled after its
+//!   withdrawal is paid back once; one whose deposit went through stays done.
 //!
 //! Every wallet call a step makes carries a command id derived from the
 //! transfer, the step and its sequence number, so a step re-run after a crash
@@ -208,7 +211,7 @@ impl Transfer {
     }
 }
 
-#[workflow(name = "transfer")]
+#[workflow(name = "transfer", on_cancel = refund)]
 impl Transfer {
     #[start]
     fn start(&self, cmd: StartTransfer) -> Result<Then<Self>, TransferError> {

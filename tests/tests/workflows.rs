@@ -2,7 +2,8 @@
 //! transfer example's paths (happy, compensated, retried then failed over,
 //! held then accepted, held then timed out and refunded), a step timeout,
 //! signals and starts refused with typed errors, listing by status and cancel,
-//! and the derived command ids of a step's entity calls.
+//! the derived command ids of a step's entity calls, cancel with a
+//! compensation, and the workflow-wide timeout.
 
 use std::time::Duration;
 
@@ -137,6 +138,11 @@ on_memory_and_sqlite!(
     instances_are_listed_by_status_and_can_be_cancelled,
     a_steps_entity_calls_carry_ids_derived_from_the_step_not_the_attempt,
     a_step_retried_after_its_call_went_through_has_the_calls_effect_once,
+    a_held_transfer_cancelled_after_its_withdrawal_is_refunded_once,
+    a_cancel_during_a_step_lets_it_finish_then_compensates,
+    a_cancel_after_the_deposit_leaves_the_transfer_done,
+    a_workflow_timeout_in_a_retry_waits_for_the_step_then_enters_the_final_step,
+    a_workflow_timeout_without_a_final_step_fails_a_paused_instance,
 );
 
 async fn a_transfer_withdraws_then_deposits_then_ends(w: World) {
@@ -543,4 +549,234 @@ async fn a_step_retried_after_its_call_went_through_has_the_calls_effect_once(w:
         ["+1000", "-100"],
         "the second attempt's debit was the first's"
     );
+}
+
+async fn a_held_transfer_cancelled_after_its_withdrawal_is_refunded_once(w: World) {
+    w.fund("ada", 1_000_000).await;
+    let t = w.transfer("t-held", "ada", "bob", LIMIT + 7).await;
+    assert!(matches!(t.wait_settled().await.unwrap(), Status::Paused { .. }));
+    t.cancel("the customer called").await.unwrap();
+    assert_eq!(
+        w.settle(&t).await,
+        Status::Cancelled {
+            reason: "the customer called".into()
+        }
+    );
+    assert_eq!(
+        t.trail().await.unwrap(),
+        ["withdraw", "paused", "cancel requested", "refund", "cancelled"]
+    );
+    assert_eq!(t.state().await.unwrap().unwrap().outcome, Outcome::Refunded);
+    let amount = format!("{}", LIMIT + 7);
+    assert_eq!(
+        w.movements("ada").await,
+        ["+1000000", &format!("-{amount}"), &format!("+{amount}")],
+        "one withdrawal, one refund"
+    );
+    assert!(w.movements("bob").await.is_empty());
+    // The pause's timer, fired late, and a second cancel change nothing.
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(7_200))
+        .await
+        .unwrap();
+    let again = t.cancel("twice").await.unwrap_err();
+    assert!(
+        matches!(again.rejection(), Some(WorkflowRejection::Finished { .. })),
+        "{again}"
+    );
+    assert_eq!(w.movements("ada").await.len(), 3);
+}
+
+async fn a_cancel_during_a_step_lets_it_finish_then_compensates(w: World) {
+    w.fund("ada", 1_000).await;
+    // The withdrawal's first attempt fails; the instance waits a second for its retry.
+    w.app.workflows().fail_step_of("t-mid", Transfer::withdraw, 1);
+    let t = w.transfer("t-mid", "ada", "bob", 300).await;
+    let waiting = t.wait_settled().await.unwrap();
+    assert!(
+        matches!(
+            waiting,
+            Status::Running {
+                retry_at: Some(_),
+                ..
+            }
+        ),
+        "{waiting:?}"
+    );
+    t.cancel("changed my mind").await.unwrap();
+    assert_eq!(
+        t.status().await.unwrap(),
+        waiting,
+        "the step in flight is not cut off"
+    );
+    let twice = t.cancel("again").await.unwrap_err();
+    assert!(
+        matches!(twice.rejection(), Some(WorkflowRejection::Closing { .. })),
+        "{twice}"
+    );
+    assert_eq!(
+        w.settle(&t).await,
+        Status::Cancelled {
+            reason: "changed my mind".into()
+        }
+    );
+    assert_eq!(
+        t.trail().await.unwrap(),
+        [
+            "withdraw failed",
+            "cancel requested",
+            "withdraw",
+            "refund",
+            "cancelled"
+        ],
+        "the retried withdrawal finished, then the refund ran instead of the deposit"
+    );
+    assert_eq!(w.movements("ada").await, ["+1000", "-300", "+300"]);
+    assert!(w.movements("bob").await.is_empty());
+}
+
+async fn a_cancel_after_the_deposit_leaves_the_transfer_done(w: World) {
+    w.fund("ada", 1_000).await;
+    // The deposit's first attempt fails: the cancel comes while it waits for its retry.
+    w.app.workflows().fail_step_of("t-late", Transfer::deposit, 1);
+    let t = w.transfer("t-late", "ada", "bob", 300).await;
+    assert!(matches!(
+        t.wait_settled().await.unwrap(),
+        Status::Running {
+            retry_at: Some(_),
+            ..
+        }
+    ));
+    t.cancel("too late").await.unwrap();
+    assert_eq!(w.settle(&t).await, Status::Ended, "the deposit's own end stands");
+    assert_eq!(
+        t.trail().await.unwrap(),
+        ["withdraw", "deposit failed", "cancel requested", "deposit"]
+    );
+    assert_eq!((w.balance("ada").await, w.balance("bob").await), (700, 300));
+}
+
+/// A job with a ten-second budget whose work retries after a minute.
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    wrapped_up: bool,
+}
+
+/// Start a job.
+#[derive(Clone, Debug)]
+pub struct Run;
+
+#[workflow(name = "job", timeout = "10s", on_timeout = Self::wrap_up)]
+impl Job {
+    #[start]
+    fn start(&self, _cmd: Run) -> Then<Self> {
+        Then::to(Self::work, ())
+    }
+
+    #[step(max_retries = 1, backoff = "1m")]
+    async fn work(&self, _ctx: &StepContext) -> Then<Self> {
+        Then::to(Self::more_work, ())
+    }
+
+    #[step]
+    async fn more_work(&self, _ctx: &StepContext) -> Then<Self> {
+        Then::end()
+    }
+
+    #[step]
+    async fn wrap_up(&self, _ctx: &StepContext) -> Then<Self> {
+        Then::end().with_state(Job { wrapped_up: true })
+    }
+}
+
+async fn a_workflow_timeout_in_a_retry_waits_for_the_step_then_enters_the_final_step(w: World) {
+    w.app.workflows().fail_step(Job::work, 1);
+    let job = w.app.workflow::<Job>("j-1");
+    job.start(Run).await.unwrap();
+    let started = w.time.now();
+    assert_eq!(
+        job.deadline().await.unwrap(),
+        Some(started + Duration::from_secs(10))
+    );
+    assert_eq!(w.time.settle(w.app.timers(), &job).await.unwrap(), Status::Ended);
+    assert_eq!(
+        job.trail().await.unwrap(),
+        ["work failed", "timed out", "work", "wrap_up"],
+        "the retry a minute later still ran; its move was replaced by the final step"
+    );
+    assert_eq!(job.state().await.unwrap(), Some(Job { wrapped_up: true }));
+    assert_eq!(job.deadline().await.unwrap(), None, "the deadline passed");
+    let timed_out = job
+        .history()
+        .await
+        .unwrap()
+        .into_iter()
+        .find_map(|r| match r.event {
+            WorkflowEvent::WorkflowTimedOut(e) => Some(e.due),
+            _ => None,
+        });
+    assert_eq!(timed_out, Some(started + Duration::from_secs(10)));
+}
+
+/// A wait with a one-minute budget and no final step.
+#[derive(Default, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Wait;
+
+/// Start waiting.
+#[derive(Clone, Debug)]
+pub struct Begin;
+
+/// The answer.
+#[derive(Clone, Debug)]
+pub struct Answer;
+
+#[workflow(name = "wait", timeout = "1m")]
+impl Wait {
+    #[start]
+    fn start(&self, _cmd: Begin) -> Then<Self> {
+        Then::pause()
+    }
+
+    #[signal]
+    fn answer(&self, _cmd: Answer) -> Then<Self> {
+        Then::to(Self::done, ())
+    }
+
+    #[step]
+    async fn done(&self, _ctx: &StepContext) -> Then<Self> {
+        Then::end()
+    }
+}
+
+async fn a_workflow_timeout_without_a_final_step_fails_a_paused_instance(w: World) {
+    let answered = w.app.workflow::<Wait>("w-answered");
+    answered.start(Begin).await.unwrap();
+    let forgotten = w.app.workflow::<Wait>("w-forgotten");
+    forgotten.start(Begin).await.unwrap();
+    answered.signal(Answer).await.unwrap();
+    assert_eq!(
+        w.time.settle(w.app.timers(), &answered).await.unwrap(),
+        Status::Ended
+    );
+    w.time
+        .advance(w.app.timers(), Duration::from_secs(59))
+        .await
+        .unwrap();
+    assert!(matches!(
+        forgotten.wait_settled().await.unwrap(),
+        Status::Paused { .. }
+    ));
+    let failed = w.time.settle(w.app.timers(), &forgotten).await.unwrap();
+    let Status::Failed { reason } = &failed else {
+        panic!("{failed:?}");
+    };
+    assert!(reason.contains("timeout of 60s passed"), "{reason}");
+    assert_eq!(forgotten.trail().await.unwrap(), ["paused", "timed out"]);
+    let late = forgotten.signal(Answer).await.unwrap_err();
+    assert!(matches!(
+        late.rejection(),
+        Some(WorkflowRejection::NotAccepting { .. })
+    ));
+    // The answered one's deadline, fired late, changed nothing.
+    assert_eq!(answered.status().await.unwrap(), Status::Ended);
 }

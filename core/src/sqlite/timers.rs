@@ -8,9 +8,19 @@
 //! with the events. This store has its own connections; its writes wait for
 //! the event writer's transactions (and the other way round) through
 //! SQLite's busy timeout. One process runs the timers of a file (a local lease).
+//!
+//! Schedules and cancels are written in groups: each is queued, and whoever
+//! takes the writer connection next writes everything queued by then in one
+//! transaction (one savepoint per operation, so one failing operation fails
+//! alone), answering each caller after the commit. A caller still returns
+//! only once its write is durable; what is saved is the fsync per write —
+//! a workflow's timed step schedules its timeout and cancels it, two synced
+//! transactions of their own each before this, with 1,024 steps in flight.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 use super::conn::{Connections, Joining};
 use async_trait::async_trait;
@@ -62,6 +72,129 @@ const TIMER_COLUMNS: &str = "name, entity_type, entity_id, command_type, due, pa
 #[derive(Clone)]
 pub struct SqliteTimerStore {
     inner: Arc<Connections>,
+    /// Schedules and cancels waiting for the next group write.
+    queue: Arc<Mutex<Vec<Queued>>>,
+}
+
+/// A schedule or a cancel waiting in the queue.
+enum Write {
+    Schedule { timer: StoredTimer, payload: String },
+    Cancel { name: String },
+}
+
+struct Queued {
+    write: Write,
+    /// The cancel's answer (whether there was a timer); `false` for a schedule.
+    reply: oneshot::Sender<Result<bool, TimerStoreError>>,
+}
+
+/// Writes every queued operation in one transaction and answers each after
+/// the commit (a failed commit fails them all).
+fn write_queued(c: &mut Connection, queue: &Mutex<Vec<Queued>>) {
+    let batch = std::mem::take(&mut *queue.lock().unwrap_or_else(|e| e.into_inner()));
+    if batch.is_empty() {
+        return;
+    }
+    let tx = match c.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let message = e.to_string();
+            for q in batch {
+                let _ = q
+                    .reply
+                    .send(Err(shared_failure("starting a timer write", &message)));
+            }
+            return;
+        }
+    };
+    let mut tx = tx;
+    let mut answers = Vec::with_capacity(batch.len());
+    for q in &batch {
+        let answer = match tx.savepoint() {
+            Ok(mut sp) => {
+                let done = apply(&sp, &q.write);
+                let kept = match &done {
+                    Ok(_) => sp
+                        .commit()
+                        .map_err(err(format!("writing timer `{}`", q.write.name()))),
+                    Err(_) => sp
+                        .rollback()
+                        .map_err(err(format!("undoing timer `{}`", q.write.name()))),
+                };
+                kept.and(done)
+            }
+            Err(e) => Err(TimerStoreError::backend(
+                BACKEND,
+                format!("writing timer `{}`", q.write.name()),
+                e,
+            )),
+        };
+        answers.push(answer);
+    }
+    match tx.commit() {
+        Ok(()) => {
+            for (q, answer) in batch.into_iter().zip(answers) {
+                let _ = q.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for q in batch {
+                let _ = q
+                    .reply
+                    .send(Err(shared_failure("committing timer writes", &message)));
+            }
+        }
+    }
+}
+
+/// One failure shared by every operation of a group (the error is not `Clone`).
+fn shared_failure(context: &str, message: &str) -> TimerStoreError {
+    TimerStoreError::backend(BACKEND, context, std::io::Error::other(message.to_owned()))
+}
+
+impl Write {
+    fn name(&self) -> &str {
+        match self {
+            Write::Schedule { timer, .. } => &timer.name,
+            Write::Cancel { name } => name,
+        }
+    }
+}
+
+/// One queued operation, inside the group's transaction.
+fn apply(c: &Connection, write: &Write) -> Result<bool, TimerStoreError> {
+    match write {
+        Write::Schedule { timer, payload } => {
+            c.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO factum_timers ({TIMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .and_then(|mut s| {
+                s.execute(params![
+                    timer.name,
+                    timer.entity_type,
+                    timer.entity_id,
+                    timer.command_type,
+                    timer.due.as_micros(),
+                    payload,
+                    timer.schedule_id.as_bytes().as_slice(),
+                    timer.scheduled_at.as_micros(),
+                    i64::from(timer.attempts),
+                    timer.last_error,
+                    timer.blocked,
+                ])
+            })
+            .map_err(err(format!("scheduling timer `{}`", timer.name)))?;
+            Ok(false)
+        }
+        Write::Cancel { name } => {
+            let n = c
+                .prepare_cached("DELETE FROM factum_timers WHERE name = ?1")
+                .and_then(|mut s| s.execute([name]))
+                .map_err(err(format!("cancelling timer `{name}`")))?;
+            Ok(n > 0)
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteTimerStore {
@@ -85,7 +218,33 @@ impl SqliteTimerStore {
         })?;
         Ok(SqliteTimerStore {
             inner: Arc::new(inner),
+            queue: Arc::new(Mutex::new(Vec::new())),
         })
+    }
+
+    /// Queues `write` and has it written with whatever else is queued when
+    /// the writer connection is next free; resolves after its commit.
+    async fn grouped(&self, write: Write) -> Result<bool, TimerStoreError> {
+        let name = write.name().to_owned();
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Queued { write, reply });
+        let queue = self.queue.clone();
+        // This caller's turn at the writer writes its own operation, unless a
+        // caller before it already took it into its group.
+        self.with(true, move |c| {
+            write_queued(c, &queue);
+            Ok(())
+        })
+        .await?;
+        answer.await.map_err(|_| {
+            shared_failure(
+                &format!("writing timer `{name}`"),
+                "the group write ended without an answer",
+            )
+        })?
     }
 
     /// The file.
@@ -194,38 +353,12 @@ impl TimerStore for SqliteTimerStore {
 
     async fn schedule(&self, timer: StoredTimer) -> Result<(), TimerStoreError> {
         let payload = payload_text(&timer)?;
-        self.with(true, move |c| {
-            c.prepare_cached(&format!(
-                "INSERT OR REPLACE INTO factum_timers ({TIMER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-            ))
-            .and_then(|mut s| {
-                s.execute(params![
-                    timer.name,
-                    timer.entity_type,
-                    timer.entity_id,
-                    timer.command_type,
-                    timer.due.as_micros(),
-                    payload,
-                    timer.schedule_id.as_bytes().as_slice(),
-                    timer.scheduled_at.as_micros(),
-                    i64::from(timer.attempts),
-                    timer.last_error,
-                    timer.blocked,
-                ])
-            })
-            .map_err(err(format!("scheduling timer `{}`", timer.name)))?;
-            Ok(())
-        })
-        .await
+        self.grouped(Write::Schedule { timer, payload }).await.map(|_| ())
     }
 
     async fn cancel(&self, name: &str) -> Result<bool, TimerStoreError> {
-        let name = name.to_owned();
-        self.with(true, move |c| {
-            let n = c
-                .execute("DELETE FROM factum_timers WHERE name = ?1", [&name])
-                .map_err(err(format!("cancelling timer `{name}`")))?;
-            Ok(n > 0)
+        self.grouped(Write::Cancel {
+            name: name.to_owned(),
         })
         .await
     }

@@ -135,6 +135,30 @@ pub mod events {
         /// Why.
         pub reason: String,
     }
+
+    /// The instance started with a workflow-wide timeout: it is due then.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct DeadlineSet {
+        /// When the workflow's timeout passes.
+        pub due: Timestamp,
+    }
+
+    /// The workflow's timeout passed: its `on_timeout` step is entered at the
+    /// next step boundary (at once when paused), or the instance fails.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct WorkflowTimedOut {
+        /// The deadline that passed.
+        pub due: Timestamp,
+    }
+
+    /// An operator cancelled an instance that declares a compensation
+    /// (`on_cancel`): it is entered at the next step boundary (at once when
+    /// paused), and the instance ends as cancelled when it ends.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct CancelRequested {
+        /// Why.
+        pub reason: String,
+    }
 }
 
 use events::*;
@@ -233,6 +257,9 @@ workflow_events! {
     WorkflowEnded = "factum.workflow.ended",
     WorkflowFailed = "factum.workflow.failed",
     WorkflowCancelled = "factum.workflow.cancelled",
+    DeadlineSet = "factum.workflow.deadline_set",
+    WorkflowTimedOut = "factum.workflow.timed_out",
+    CancelRequested = "factum.workflow.cancel_requested",
 }
 
 /// A step attempt ran out of time: sent by the step's timeout timer.
@@ -258,6 +285,13 @@ pub struct RetryDue {
 pub struct PauseExpired {
     /// The pause's sequence number.
     pub seq: u64,
+}
+
+/// The workflow's timeout passed: sent by the deadline timer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlinePassed {
+    /// The deadline ([`DeadlineSet::due`]).
+    pub due: Timestamp,
 }
 
 /// The erased form of a [`Then`]: state and inputs as JSON.
@@ -329,6 +363,8 @@ pub enum InstanceCommand<W: Workflow> {
     PauseExpired(PauseExpired),
     /// An operator cancels the instance.
     Cancel(String),
+    /// The workflow's timeout passed.
+    DeadlinePassed(DeadlinePassed),
 }
 
 /// What one attempt of a step came to.
@@ -355,6 +391,12 @@ impl<W: Workflow> From<RetryDue> for InstanceCommand<W> {
 impl<W: Workflow> From<PauseExpired> for InstanceCommand<W> {
     fn from(c: PauseExpired) -> Self {
         InstanceCommand::PauseExpired(c)
+    }
+}
+
+impl<W: Workflow> From<DeadlinePassed> for InstanceCommand<W> {
+    fn from(c: DeadlinePassed) -> Self {
+        InstanceCommand::DeadlinePassed(c)
     }
 }
 
@@ -395,6 +437,19 @@ pub enum WorkflowRejection<E> {
         workflow: &'static str,
         /// The instance.
         id: String,
+        /// Where it stands.
+        status: Status,
+    },
+    /// A cancel came while the instance already heads for its final step
+    /// (its timeout passed, or it was cancelled before, or its compensation runs).
+    #[error("workflow {workflow}/{id} is already closing ({why}); it is {status}")]
+    Closing {
+        /// The workflow.
+        workflow: &'static str,
+        /// The instance.
+        id: String,
+        /// Why it is closing.
+        why: String,
         /// Where it stands.
         status: Status,
     },
@@ -445,6 +500,40 @@ impl<W: Workflow> Instance<W> {
     pub fn state_error(&self) -> Option<&str> {
         self.core.state_error.as_deref()
     }
+
+    /// When the workflow's timeout passes, while it still stands (set at the
+    /// start of a workflow with `timeout`; gone once it passed).
+    pub fn deadline(&self) -> Option<Timestamp> {
+        self.core.deadline
+    }
+
+    /// Why the instance heads for its final step instead of its own next
+    /// move: `"cancelled: <reason>"` or `"timed out"`; `None` otherwise.
+    pub fn closing(&self) -> Option<String> {
+        self.core
+            .pending
+            .as_ref()
+            .or(self.core.diverted.as_ref())
+            .map(|d| d.to_string())
+    }
+}
+
+/// Why an instance leaves its own path for a final step.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Diversion {
+    /// The workflow's timeout passed.
+    Timeout,
+    /// An operator cancelled it; the compensation runs.
+    Cancel(String),
+}
+
+impl std::fmt::Display for Diversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Diversion::Timeout => f.write_str("timed out"),
+            Diversion::Cancel(reason) => write!(f, "cancelled: {reason}"),
+        }
+    }
 }
 
 /// Where an instance stands, without its typed state: what the runner's
@@ -459,6 +548,12 @@ pub(crate) struct Core {
     pub(crate) entered_at: Timestamp,
     pub(crate) pause: Option<PauseTimeout>,
     pub(crate) state_error: Option<String>,
+    /// The workflow's deadline, while it stands.
+    pub(crate) deadline: Option<Timestamp>,
+    /// A timeout or cancel waiting for the next step boundary.
+    pub(crate) pending: Option<Diversion>,
+    /// The timeout or cancel whose final step was entered.
+    pub(crate) diverted: Option<Diversion>,
 }
 
 impl Default for Core {
@@ -470,6 +565,9 @@ impl Default for Core {
             entered_at: Timestamp::from_secs(0),
             pause: None,
             state_error: None,
+            deadline: None,
+            pending: None,
+            diverted: None,
         }
     }
 }
@@ -480,6 +578,10 @@ impl Core {
         match event {
             WorkflowEvent::WorkflowStarted(_) | WorkflowEvent::StateUpdated(_) => {}
             WorkflowEvent::StepEntered(e) => {
+                // The handler enters no other step while a diversion waits.
+                if let Some(diversion) = self.pending.take() {
+                    self.diverted = Some(diversion);
+                }
                 self.seq = e.seq;
                 self.input = e.input.clone();
                 self.entered_at = e.at;
@@ -536,6 +638,12 @@ impl Core {
                     reason: e.reason.clone(),
                 }
             }
+            WorkflowEvent::DeadlineSet(e) => self.deadline = Some(e.due),
+            WorkflowEvent::WorkflowTimedOut(_) => {
+                self.deadline = None;
+                self.pending = Some(Diversion::Timeout);
+            }
+            WorkflowEvent::CancelRequested(e) => self.pending = Some(Diversion::Cancel(e.reason.clone())),
         }
     }
 
@@ -570,13 +678,44 @@ impl<W: Workflow> Instance<W> {
         }
     }
 
+    /// The move a waiting diversion takes instead of a step or a pause:
+    /// its final step, or failing when a timeout has none.
+    fn diversion_move(diversion: &Diversion) -> ErasedNext {
+        let options = W::workflow_options();
+        let step = match diversion {
+            Diversion::Timeout => options.on_timeout,
+            Diversion::Cancel(_) => options.on_cancel,
+        };
+        match (step, diversion) {
+            (Some(step), _) => ErasedNext::Step {
+                step: step.to_owned(),
+                input: "null".to_owned(),
+            },
+            (None, Diversion::Timeout) => ErasedNext::Fail(format!(
+                "the workflow's timeout of {:?} passed",
+                options.timeout.unwrap_or_default()
+            )),
+            // Not reached: a cancel waits for a boundary only with `on_cancel`.
+            (None, Diversion::Cancel(reason)) => ErasedNext::Fail(format!("cancelled: {reason}")),
+        }
+    }
+
     /// The events of a transition from the current sequence number.
     fn transition(&self, t: Transition, ctx: &Context, out: &mut Vec<WorkflowEvent>) {
         if let Some(state) = t.state {
             out.push(StateUpdated { state }.into());
         }
+        let next = match (&self.core.pending, t.next) {
+            (Some(d), ErasedNext::Step { .. } | ErasedNext::Pause { .. }) => Self::diversion_move(d),
+            (_, next) => next,
+        };
+        self.next_move(next, ctx, out);
+    }
+
+    /// The events of one move from the current sequence number.
+    fn next_move(&self, next: ErasedNext, ctx: &Context, out: &mut Vec<WorkflowEvent>) {
         let seq = self.core.seq + 1;
-        out.push(match t.next {
+        out.push(match next {
             ErasedNext::Step { step, input } => StepEntered {
                 seq,
                 step,
@@ -593,7 +732,14 @@ impl<W: Workflow> Instance<W> {
                 }),
             }
             .into(),
-            ErasedNext::End => WorkflowEnded {}.into(),
+            ErasedNext::End => match &self.core.diverted {
+                // The compensation of a cancel ended: the instance is cancelled.
+                Some(Diversion::Cancel(reason)) => WorkflowCancelled {
+                    reason: reason.clone(),
+                }
+                .into(),
+                _ => WorkflowEnded {}.into(),
+            },
             ErasedNext::Fail(reason) => WorkflowFailed { reason }.into(),
         });
     }
@@ -626,8 +772,10 @@ impl<W: Workflow> Instance<W> {
         if retrying {
             return;
         }
-        match options.failover {
-            Some(failover) => out.push(
+        match (options.failover, &self.core.pending) {
+            // A waiting cancel or timeout takes the failover's place.
+            (Some(_), Some(diversion)) => self.next_move(Self::diversion_move(diversion), ctx, out),
+            (Some(failover), None) => out.push(
                 StepEntered {
                     seq: seq + 1,
                     step: failover.to_owned(),
@@ -636,7 +784,7 @@ impl<W: Workflow> Instance<W> {
                 }
                 .into(),
             ),
-            None => out.push(
+            (None, _) => out.push(
                 WorkflowFailed {
                     reason: format!(
                         "step `{step}` failed {} time{}: {error}",
@@ -685,6 +833,14 @@ impl<W: Workflow> Entity for Instance<W> {
                     }
                     .into(),
                 );
+                if let Some(timeout) = W::workflow_options().timeout {
+                    out.push(
+                        DeadlineSet {
+                            due: ctx.now() + timeout,
+                        }
+                        .into(),
+                    );
+                }
                 self.transition(Transition { state: None, ..t }, ctx, &mut out);
             }
             InstanceCommand::Signal(signal) => {
@@ -782,7 +938,45 @@ impl<W: Workflow> Entity for Instance<W> {
                         status: status.clone(),
                     });
                 }
-                out.push(WorkflowCancelled { reason }.into());
+                let Some(compensation) = W::workflow_options().on_cancel else {
+                    out.push(WorkflowCancelled { reason }.into());
+                    return Ok(out);
+                };
+                let closing = |why: String| WorkflowRejection::Closing {
+                    workflow: W::NAME,
+                    id: ctx.entity_id().to_owned(),
+                    why,
+                    status: status.clone(),
+                };
+                if let Some(d) = self.core.pending.as_ref().or(self.core.diverted.as_ref()) {
+                    return Err(closing(d.to_string()));
+                }
+                if matches!(status, Status::Running { step, .. } if step == compensation) {
+                    return Err(closing(format!("its compensation `{compensation}` runs")));
+                }
+                out.push(
+                    CancelRequested {
+                        reason: reason.clone(),
+                    }
+                    .into(),
+                );
+                if let Status::Paused { .. } = status {
+                    // Nothing in flight: the compensation starts now.
+                    self.next_move(Self::diversion_move(&Diversion::Cancel(reason)), ctx, &mut out);
+                }
+            }
+            InstanceCommand::DeadlinePassed(d) => {
+                if self.core.deadline != Some(d.due)
+                    || status.is_final()
+                    || self.core.pending.is_some()
+                    || self.core.diverted.is_some()
+                {
+                    return Ok(out);
+                }
+                out.push(WorkflowTimedOut { due: d.due }.into());
+                if let Status::Paused { .. } = status {
+                    self.next_move(Self::diversion_move(&Diversion::Timeout), ctx, &mut out);
+                }
             }
         }
         Ok(out)

@@ -41,10 +41,24 @@
 //!   the log to keep its [index](Workflows::list) of instances; the runner
 //!   also runs their steps.
 //!
+//! - **A workflow-wide timeout and a compensation on cancel**
+//!   (`#[workflow(timeout = "15m", on_timeout = release, on_cancel = refund)]`)
+//!   take effect at a step boundary, never in the middle of a step: a paused
+//!   instance enters its final step at once; one in a step (running, or
+//!   waiting for a retry) finishes that step first — bounded by the step's
+//!   own timeout — and then enters the final step instead of the move the
+//!   step chose. So the final step starts from a state that says which steps
+//!   had their effect. A step's own `end` or `fail` is honoured (the
+//!   cancel or timeout came too late to change anything). A cancelled
+//!   instance whose compensation ends is [`Status::Cancelled`]. Without
+//!   `on_cancel`, a cancel ends the instance at once (a step in flight is
+//!   stopped); without `on_timeout`, the timeout fails it.
+//!
 //! Limits of this version: the runner (and every node's index) reads the log
 //! from its start when the process starts, so startup time grows with the
-//! log; a signal is accepted only while the instance is paused; a cancelled
-//! instance runs no compensation.
+//! log; a signal is accepted only while the instance is paused; a step with
+//! no timeout of its own can hold off the workflow's timeout for as long as it
+//! runs.
 
 mod context;
 mod instance;
@@ -52,8 +66,8 @@ mod runner;
 
 pub use context::StepContext;
 pub use instance::{
-    Instance, InstanceCommand, PauseExpired, PauseTimeout, RetryDue, StepTimedOut, WorkflowEvent,
-    WorkflowRejection, events,
+    DeadlinePassed, Instance, InstanceCommand, PauseExpired, PauseTimeout, RetryDue, StepTimedOut,
+    WorkflowEvent, WorkflowRejection, events,
 };
 pub use runner::{
     InstanceError, InstanceInfo, STEPS_IN_FLIGHT, StepRecord, WorkflowRef, WorkflowRunnerError,
@@ -96,6 +110,11 @@ pub trait Workflow: Default + Clone + Debug + Serialize + DeserializeOwned + Sen
     /// The options of step `step` (defaults for an unknown name).
     fn step_options(step: &str) -> StepOptions;
 
+    /// The workflow-wide options (`#[workflow(timeout = …, on_timeout = …, on_cancel = …)]`).
+    fn workflow_options() -> WorkflowOptions {
+        WorkflowOptions::default()
+    }
+
     /// Runs step `step` with its JSON-encoded input. `Err` is a failed attempt.
     fn run_step<'a>(
         &'a self,
@@ -116,6 +135,19 @@ pub struct StepOptions {
     pub backoff: Duration,
     /// The step entered (with input `()`) once the retries are spent; none: the instance fails.
     pub failover: Option<&'static str>,
+}
+
+/// Workflow-wide options, from
+/// `#[workflow(timeout = "15m", on_timeout = release, on_cancel = refund)]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkflowOptions {
+    /// How long an instance may run, from its start, before it enters its
+    /// `on_timeout` step (at the next step boundary) or fails.
+    pub timeout: Option<Duration>,
+    /// The step (input `()`) entered once the timeout passed; none: the instance fails.
+    pub on_timeout: Option<&'static str>,
+    /// The compensation (input `()`) a cancel runs; none: a cancel ends the instance at once.
+    pub on_cancel: Option<&'static str>,
 }
 
 /// A step of workflow `W` taking input `I`: what `Self::deposit` names in a
@@ -351,6 +383,7 @@ fn register_timers<W: Workflow>(settings: &mut crate::timer::TimerSettings) {
     settings.register::<Instance<W>, StepTimedOut>();
     settings.register::<Instance<W>, RetryDue>();
     settings.register::<Instance<W>, PauseExpired>();
+    settings.register::<Instance<W>, DeadlinePassed>();
 }
 
 inventory::collect!(WorkflowRegistration);

@@ -24,7 +24,8 @@ use tokio::task::AbortHandle;
 
 use super::context::StepContext;
 use super::instance::{
-    Completion, Core, Instance, InstanceCommand, PauseExpired, RetryDue, StepTimedOut, WorkflowEvent,
+    Completion, Core, DeadlinePassed, Instance, InstanceCommand, PauseExpired, RetryDue, StepTimedOut,
+    WorkflowEvent,
 };
 use super::{Status, StatusKind, StepRef, Workflow, WorkflowRejection};
 use crate::command::{CommandError, Commands, Committed, LoadError, Recorded, SendOptions};
@@ -141,6 +142,7 @@ impl StepRecord {
 pub(crate) enum Arm {
     Retry { seq: u64, attempt: u32, due: Timestamp },
     Pause { seq: u64, due: Timestamp },
+    Deadline { due: Timestamp },
 }
 
 /// The name of an instance's timer of one kind.
@@ -212,6 +214,13 @@ impl<W: Workflow> Driver for Typed<W> {
                     shared
                         .timers
                         .schedule::<Instance<W>, _>(&name, id, due, PauseExpired { seq })
+                        .await
+                }
+                Arm::Deadline { due } => {
+                    let name = timer_name(W::NAME, id, "deadline");
+                    shared
+                        .timers
+                        .schedule::<Instance<W>, _>(&name, id, due, DeadlinePassed { due })
                         .await
                 }
             }
@@ -370,6 +379,8 @@ pub(crate) struct Shared {
     injected: Mutex<Vec<Injected>>,
     tasks: Mutex<HashMap<Key, Task>>,
     armed: Mutex<HashMap<Key, Arm>>,
+    /// The deadline timers armed, beside the retry or pause one.
+    deadlines: Mutex<HashMap<Key, Timestamp>>,
     slots: Arc<Semaphore>,
     steps_run: AtomicU64,
 }
@@ -412,6 +423,7 @@ impl Shared {
             task.handle.abort();
         }
         self.armed.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Folds a batch into the index; returns the instances it touched, in order.
@@ -521,6 +533,28 @@ impl Shared {
                 self.armed.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
             }
         }
+        // The workflow's deadline, while it can still take effect.
+        let deadline = core
+            .deadline
+            .filter(|_| !core.status.is_final() && core.pending.is_none() && core.diverted.is_none());
+        match deadline {
+            Some(due) => {
+                let already = self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).get(key) == Some(&due);
+                if !already {
+                    driver.arm(self, &key.1, Arm::Deadline { due }).await?;
+                    self.deadlines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key.clone(), due);
+                }
+            }
+            None => {
+                self.deadlines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(key);
+            }
+        }
         Ok(())
     }
 }
@@ -564,6 +598,7 @@ impl Workflows {
                 injected: Mutex::new(Vec::new()),
                 tasks: Mutex::new(HashMap::new()),
                 armed: Mutex::new(HashMap::new()),
+                deadlines: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(STEPS_IN_FLIGHT)),
                 steps_run: AtomicU64::new(0),
             }),
@@ -734,9 +769,13 @@ impl<W: Workflow> WorkflowRef<W> {
         self.entity.send(InstanceCommand::Signal(signal.into())).await
     }
 
-    /// Cancels the instance: it ends as [`Status::Cancelled`]; a step
-    /// running now is stopped and its late result ignored. Refused with
-    /// [`WorkflowRejection::Finished`] once it is over.
+    /// Cancels the instance: it ends as [`Status::Cancelled`]. Without a
+    /// compensation, at once: a step running now is stopped and its late
+    /// result ignored. With `#[workflow(on_cancel = step)]`, the compensation
+    /// step is entered at the next step boundary (at once when paused) and the
+    /// instance is cancelled when it ends. Refused with
+    /// [`WorkflowRejection::Finished`] once it is over, and with
+    /// [`WorkflowRejection::Closing`] while it already heads for a final step.
     pub async fn cancel(
         &self,
         reason: impl Into<String>,
@@ -754,6 +793,11 @@ impl<W: Workflow> WorkflowRef<W> {
     /// Where the instance stands, read from the store.
     pub async fn status(&self) -> Result<Status, LoadError> {
         Ok(self.entity.state().await?.status().clone())
+    }
+
+    /// When the workflow's timeout passes, while it still stands, read from the store.
+    pub async fn deadline(&self) -> Result<Option<Timestamp>, LoadError> {
+        Ok(self.entity.state().await?.deadline())
     }
 
     /// Every event of the instance, with versions, positions and metadata.
@@ -791,7 +835,8 @@ impl<W: Workflow> WorkflowRef<W> {
 
     /// The instance's path in short form, for asserting it in a test: each
     /// step attempt ([`StepRecord::short`]), and `paused`, `signal Accept`,
-    /// `pause timed out`, `cancelled` where those happened:
+    /// `pause timed out`, `timed out` (the workflow's timeout), `cancel
+    /// requested` (a compensation follows), `cancelled` where those happened:
     /// `["withdraw", "paused", "signal Accept", "deposit"]`.
     pub async fn trail(&self) -> Result<Vec<String>, LoadError> {
         let mut out = Vec::new();
@@ -806,6 +851,8 @@ impl<W: Workflow> WorkflowRef<W> {
                 WorkflowEvent::SignalReceived(e) => out.push(format!("signal {}", e.signal)),
                 WorkflowEvent::PauseTimedOut(_) => out.push("pause timed out".to_owned()),
                 WorkflowEvent::WorkflowCancelled(_) => out.push("cancelled".to_owned()),
+                WorkflowEvent::WorkflowTimedOut(_) => out.push("timed out".to_owned()),
+                WorkflowEvent::CancelRequested(_) => out.push("cancel requested".to_owned()),
                 _ => {}
             }
         }
@@ -817,16 +864,18 @@ impl<W: Workflow> WorkflowRef<W> {
     /// is first brought up to the log's head at the call, so what committed
     /// before (a start, a timer's firing) is seen.
     pub async fn wait_until(&self, done: impl Fn(&Status) -> bool) -> Result<Status, WorkflowWaitError> {
+        Ok(self.wait_core(|core| done(&core.status)).await?.status)
+    }
+
+    /// [`wait_until`](Self::wait_until) on everything the index keeps of the instance.
+    pub(crate) async fn wait_core(&self, done: impl Fn(&Core) -> bool) -> Result<Core, WorkflowWaitError> {
         let head = self.shared.env.store().head().await?;
         self.shared.progress.wait_for(head).await?;
         loop {
             let checkpoint = self.shared.progress.checkpoint();
-            let status = self
-                .shared
-                .core(W::NAME, self.entity.id())
-                .map_or(Status::NotStarted, |c| c.status);
-            if done(&status) {
-                return Ok(status);
+            let core = self.shared.core(W::NAME, self.entity.id()).unwrap_or_default();
+            if done(&core) {
+                return Ok(core);
             }
             self.shared.progress.wait_for(checkpoint + 1).await?;
         }

@@ -8,7 +8,8 @@ use syn::{Attribute, Ident, LitInt, LitStr, Type};
 use super::{Slot, path_str, skip_value, value};
 use crate::ctxt::Ctxt;
 
-/// `#[workflow(name = "…", error = Type, signals = Ident)]`.
+/// `#[workflow(name = "…", error = Type, signals = Ident, timeout = "15m",
+/// on_timeout = step, on_cancel = step)]`.
 pub(crate) struct WorkflowArgs {
     /// The workflow's stable name; the type's ident in snake_case when absent.
     pub name: Option<LitStr>,
@@ -16,6 +17,31 @@ pub(crate) struct WorkflowArgs {
     pub error: Option<Type>,
     /// The generated signal enum's name; `<Type>Signal` when absent.
     pub signals: Option<Ident>,
+    /// `timeout = "15m"`: the workflow-wide timeout, in milliseconds, with the literal for spans.
+    pub timeout: Option<(u64, LitStr)>,
+    /// `on_timeout = step`: the final step once the timeout passed.
+    pub on_timeout: Option<Ident>,
+    /// `on_cancel = step`: the compensation a cancel runs.
+    pub on_cancel: Option<Ident>,
+}
+
+/// A step named in a workflow option: `release` or `Self::release`.
+fn step_name(input: ParseStream<'_>, key: &str) -> syn::Result<Ident> {
+    let path: syn::Path = input.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("`{key}` names a step of this workflow: write `{key} = release` (or `Self::release`)"),
+        )
+    })?;
+    let segments: Vec<&syn::PathSegment> = path.segments.iter().collect();
+    match &segments[..] {
+        [only] if path.leading_colon.is_none() && only.arguments.is_none() => Ok(only.ident.clone()),
+        [this, step] if this.ident == "Self" && step.arguments.is_none() => Ok(step.ident.clone()),
+        _ => Err(syn::Error::new_spanned(
+            &path,
+            format!("`{key}` names a step of this workflow: write `{key} = release` (or `Self::release`)"),
+        )),
+    }
 }
 
 impl WorkflowArgs {
@@ -24,6 +50,9 @@ impl WorkflowArgs {
         let mut name = Slot::new(cx, "workflow", "name");
         let mut error = Slot::new(cx, "workflow", "error");
         let mut signals = Slot::new(cx, "workflow", "signals");
+        let mut timeout = Slot::new(cx, "workflow", "timeout");
+        let mut on_timeout = Slot::new(cx, "workflow", "on_timeout");
+        let mut on_cancel = Slot::new(cx, "workflow", "on_cancel");
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("name") {
                 if let Some(lit) = value(&meta, cx, |input| input.parse::<LitStr>())? {
@@ -37,11 +66,30 @@ impl WorkflowArgs {
                 if let Some(ident) = value(&meta, cx, |input| input.parse::<Ident>())? {
                     signals.set(&meta.path, ident);
                 }
+            } else if meta.path.is_ident("timeout") {
+                if let Some(lit) = value(&meta, cx, |input| input.parse::<LitStr>())? {
+                    match parse_duration(&lit.value()) {
+                        Ok(0) => cx.error_spanned_by(
+                            &lit,
+                            "a workflow's timeout must be above zero; leave `timeout` out for no limit",
+                        ),
+                        Ok(ms) => timeout.set(&meta.path, (ms, lit)),
+                        Err(reason) => cx.error_spanned_by(&lit, format!("`timeout`: {reason}")),
+                    }
+                }
+            } else if meta.path.is_ident("on_timeout") {
+                if let Some(ident) = value(&meta, cx, |input| step_name(input, "on_timeout"))? {
+                    on_timeout.set(&meta.path, ident);
+                }
+            } else if meta.path.is_ident("on_cancel") {
+                if let Some(ident) = value(&meta, cx, |input| step_name(input, "on_cancel"))? {
+                    on_cancel.set(&meta.path, ident);
+                }
             } else {
                 cx.error_spanned_by(
                     &meta.path,
                     format!(
-                        "unknown key `{}` in `#[workflow(…)]`: expected `name = \"…\"`, `error = Type` or `signals = EnumName`",
+                        "unknown key `{}` in `#[workflow(…)]`: expected `name = \"…\"`, `error = Type`, `signals = EnumName`, `timeout = \"15m\"`, `on_timeout = step` or `on_cancel = step`",
                         path_str(&meta.path)
                     ),
                 );
@@ -56,6 +104,9 @@ impl WorkflowArgs {
             name: name.get(),
             error: error.get(),
             signals: signals.get(),
+            timeout: timeout.get(),
+            on_timeout: on_timeout.get(),
+            on_cancel: on_cancel.get(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub(crate) fn workflow(wf: &Workflow, cx: &Ctxt) {
     }
     transitions_name_steps(wf, cx);
     failovers_name_steps(wf, cx);
+    final_steps_name_steps(wf, cx);
+    on_timeout_needs_a_timeout(wf, cx);
     every_step_is_reached(wf, cx);
     no_dead_end(wf, cx);
 }
@@ -227,6 +229,40 @@ fn failovers_name_steps(wf: &Workflow, cx: &Ctxt) {
     }
 }
 
+/// `on_timeout` and `on_cancel` are entered when the instance is already in
+/// trouble; naming something that is not a step would strand it there.
+fn final_steps_name_steps(wf: &Workflow, cx: &Ctxt) {
+    for (key, target) in [
+        ("on_timeout", &wf.args.on_timeout),
+        ("on_cancel", &wf.args.on_cancel),
+    ] {
+        if let Some(target) = target
+            && wf.step(target).is_none()
+        {
+            cx.error_spanned_by(
+                target,
+                format!(
+                    "`{key} = {target}` names no `#[step]` of this workflow: {}",
+                    known_steps(wf)
+                ),
+            );
+        }
+    }
+}
+
+/// A final step for a timeout that is never set would never run: the
+/// timeout is what enters it.
+fn on_timeout_needs_a_timeout(wf: &Workflow, cx: &Ctxt) {
+    if let (Some(target), None) = (&wf.args.on_timeout, &wf.args.timeout) {
+        cx.error_spanned_by(
+            target,
+            format!(
+                "`on_timeout = {target}` without a `timeout`: say how long an instance may run, `#[workflow(timeout = \"15m\", on_timeout = {target})]`"
+            ),
+        );
+    }
+}
+
 fn known_steps(wf: &Workflow) -> String {
     let names: Vec<String> = wf
         .steps
@@ -249,6 +285,8 @@ fn every_step_is_reached(wf: &Workflow, cx: &Ctxt) {
         .iter()
         .chain(&wf.signals)
         .flat_map(|d| &d.targets)
+        .chain(&wf.args.on_timeout)
+        .chain(&wf.args.on_cancel)
         .collect();
     while let Some(next) = queue.pop_front() {
         let Some(step) = wf.step(next) else { continue };
@@ -264,7 +302,7 @@ fn every_step_is_reached(wf: &Workflow, cx: &Ctxt) {
             cx.error_spanned_by(
                 ident,
                 format!(
-                    "step `{ident}` is unreachable: neither the `#[start]`, a `#[signal]`, a reached step (`Then::to(Self::{ident}, …)`, `Then::pause_for(…, Self::{ident}, …)`) nor a `failover = {ident}` leads to it"
+                    "step `{ident}` is unreachable: neither the `#[start]`, a `#[signal]`, a reached step (`Then::to(Self::{ident}, …)`, `Then::pause_for(…, Self::{ident}, …)`), a `failover = {ident}` nor the workflow's `on_timeout`/`on_cancel` leads to it"
                 ),
             );
         }

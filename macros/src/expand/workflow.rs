@@ -182,6 +182,28 @@ fn expand(wf: &Workflow) -> TokenStream {
                 const _: ::factum::__private::StepRef<#ty, ()> = <#ty>::#f;
             }
         });
+    // The final steps are entered with no input too.
+    let final_asserts = [&wf.args.on_timeout, &wf.args.on_cancel]
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            quote_spanned! {f.span()=>
+                const _: ::factum::__private::StepRef<#ty, ()> = <#ty>::#f;
+            }
+        });
+    let workflow_timeout = match &wf.args.timeout {
+        Some((ms, _)) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
+    };
+    let final_step = |f: &Option<syn::Ident>| match f {
+        Some(f) => {
+            let f = f.unraw().to_string();
+            quote!(::core::option::Option::Some(#f))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let on_timeout = final_step(&wf.args.on_timeout);
+    let on_cancel = final_step(&wf.args.on_cancel);
     let run_arms = wf.steps.iter().zip(&step_names).map(|(s, n)| {
         let hidden = hidden_name(s);
         let span = s.method.sig.ident.span();
@@ -221,6 +243,7 @@ fn expand(wf: &Workflow) -> TokenStream {
 
         const _: () = {
             #(#failover_asserts)*
+            #(#final_asserts)*
 
             #[automatically_derived]
             impl ::factum::workflow::Workflow for #ty {
@@ -260,6 +283,14 @@ fn expand(wf: &Workflow) -> TokenStream {
                     match __step {
                         #(#option_arms)*
                         _ => ::core::default::Default::default(),
+                    }
+                }
+
+                fn workflow_options() -> ::factum::__private::WorkflowOptions {
+                    ::factum::__private::WorkflowOptions {
+                        timeout: #workflow_timeout,
+                        on_timeout: #on_timeout,
+                        on_cancel: #on_cancel,
                     }
                 }
 

@@ -1,4 +1,6 @@
-//! The child process of `tests/workflows_crash.rs`: on a SQLite file, funds
+//! The child process of `tests/workflows_crash.rs` and
+//! `tests/workflows_failover.rs`: on a SQLite file (or a PostgreSQL schema,
+//! as one node of several), funds
 //! a wallet (once, under a fixed command id) and starts transfers from it
 //! (a transfer started before is refused as already started, and resumes),
 //! then waits until every transfer has ended, printing `ended <id>` for each.
@@ -6,7 +8,7 @@
 //! run (its wallet call committed), its result is not recorded — and runs it
 //! again.
 //!
-//! `workflow_child <db> <transfers>`
+//! `workflow_child <db> <transfers>` or `workflow_child --pg <url> <schema> <transfers>`
 
 use std::process::ExitCode;
 
@@ -14,8 +16,30 @@ use factum::prelude::*;
 use factum::workflow::WorkflowRejection;
 use factum_examples::transfer::{Credit, StartTransfer, Transfer, Wallet};
 
-async fn run(path: &str, transfers: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let app = App::open(path).await?;
+/// Where the child keeps its log and timers.
+enum Target {
+    Sqlite(String),
+    Postgres { url: String, schema: String },
+}
+
+async fn open(target: &Target) -> Result<App, Box<dyn std::error::Error>> {
+    Ok(match target {
+        Target::Sqlite(path) => App::open(path).await?,
+        Target::Postgres { url, schema } => {
+            let store = factum::PostgresStore::connect(url.clone())
+                .schema(schema.clone())
+                .pool_size(4)
+                .poll_interval(std::time::Duration::from_millis(100))
+                .open()
+                .await?;
+            let timers = factum::postgres::PostgresTimerStore::connect_in_schema(url, schema).await?;
+            App::builder().store(store).timer_store(timers).build()
+        }
+    })
+}
+
+async fn run(target: &Target, transfers: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let app = open(target).await?;
     let funding = SendOptions {
         command_id: Some(Uuid::from_u128(0xf00d)),
         ..SendOptions::default()
@@ -53,12 +77,28 @@ async fn run(path: &str, transfers: usize) -> Result<(), Box<dyn std::error::Err
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(path), Some(Ok(transfers))) = (args.next(), args.next().map(|n| n.parse::<usize>())) else {
-        eprintln!("usage: workflow_child <db> <transfers>");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (target, transfers) = match &args[..] {
+        [flag, url, schema, n] if flag == "--pg" => (
+            Target::Postgres {
+                url: url.clone(),
+                schema: schema.clone(),
+            },
+            n,
+        ),
+        [path, n] => (Target::Sqlite(path.clone()), n),
+        _ => {
+            eprintln!(
+                "usage: workflow_child <db> <transfers> | workflow_child --pg <url> <schema> <transfers>"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(transfers) = transfers.parse::<usize>() else {
+        eprintln!("workflow_child: <transfers> is a number, not {transfers:?}");
         return ExitCode::from(2);
     };
-    match run(&path, transfers).await {
+    match run(&target, transfers).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("workflow_child: {e}");
