@@ -559,6 +559,59 @@ async fn an_invalid_append_is_refused(b: &Backend) {
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
+/// Ids PostgreSQL cannot hold (a NUL; a few KiB, past its btree row limit)
+/// are refused by every backend alike, before anything is sent, naming the
+/// limit; a huge id is shown cut, with its length, never whole.
+async fn ids_no_store_can_hold_are_refused_naming_the_limit(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let err = store
+        .append(request("nul\0id", 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+
+    let longest = "i".repeat(factum::store::MAX_STREAM_ID_BYTES);
+    store
+        .append(request(&longest, 0, deposits(codec, "x", [1])))
+        .await
+        .expect("an id of exactly the limit is stored");
+    assert_eq!(
+        store.read_stream("account", &longest, 1, 10).await.unwrap().len(),
+        1
+    );
+
+    let huge = "h".repeat(1 << 20);
+    let err = store
+        .append(request(&huge, 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid { stream_id, .. } if *stream_id == huge),
+        "the error keeps the id itself"
+    );
+    let message = err.to_string();
+    assert!(message.contains("1024 bytes"), "{message}");
+    assert!(message.contains("(1048576 bytes)"), "{message}");
+    assert!(
+        message.len() < 400,
+        "the message is short: {} bytes",
+        message.len()
+    );
+
+    let mut odd_type = deposits(codec, "x", [1]);
+    odd_type[0].event_type = "account.\0deposited".into();
+    let err = store.append(request("ivan", 0, odd_type)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert_eq!(
+        store.head().await.unwrap(),
+        1,
+        "only the id at the limit was stored"
+    );
+}
+
 async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend) {
     if matches!(b.kind, Kind::Memory) {
         println!("the memory store answers every append at once; nothing to retry");
@@ -1494,6 +1547,7 @@ conformance!(memory, sqlite, sqlite_postcard; postgres: postgres, postgres_postc
     the_newest_snapshot_wins,
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
+    ids_no_store_can_hold_are_refused_naming_the_limit,
     an_append_already_committed_is_acknowledged_not_a_conflict,
     a_commands_events_are_found_by_its_id,
     a_corrupted_record_names_its_stream_and_version,
@@ -1717,6 +1771,84 @@ async fn postgres_watch_head_hears_other_nodes_appends() {
         .unwrap();
 }
 
+/// The listening connection terminated (`pg_terminate_backend`, as a
+/// failover or an operator would): the store listens again on a fresh
+/// connection, so another node's appends still wake its tails, not only its
+/// slow poll.
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_terminated_listener_listens_again() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    // A poll far slower than the bounds below: only a listener can wake the watcher in time.
+    let listener = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let admin = pg_client(&url).await;
+    let listen_sql = format!("LISTEN factum_{schema}");
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query = $1 AND pid <> pg_backend_pid()) t",
+            &[&listen_sql],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(terminated, 1, "the store's one listening backend was terminated");
+    // Another node, opened after the termination.
+    let writer = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .await
+        .unwrap();
+
+    let mut head = listener.watch_head();
+    assert_eq!(*head.borrow_and_update(), 0);
+    // Appended while the listener may still be reconnecting: the head read
+    // after listening again finds it.
+    let start = std::time::Instant::now();
+    writer
+        .append(request("lea", 0, deposits(Codec::Json, "lea", [1, 2])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|&h| h >= 2))
+        .await
+        .expect("the append after the termination woke the tail long before the poll")
+        .unwrap();
+    eprintln!("woke {:?} after the first append", start.elapsed());
+    // Listening again by now (the head is read only after LISTEN): the next
+    // append is notified on the new connection.
+    let start = std::time::Instant::now();
+    writer
+        .append(request("lea", 2, deposits(Codec::Json, "lea", [3])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|&h| h >= 3))
+        .await
+        .expect("the next append was notified on the new listening connection")
+        .unwrap();
+    eprintln!("woke {:?} after the second append", start.elapsed());
+    let listening: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+            &[&listen_sql],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 2, "the first store listens again, beside the second");
+    drop((listener, writer));
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 /// A second request for a stream in the same batch, at the same expected
 /// version, follows the first; when the first fails for a reason that leaves
 /// the stream where it was, the second must be tried, not refused with a
@@ -1741,6 +1873,21 @@ async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
     );
     let err = first.unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+    // The server's reason is kept: its SQLSTATE through the source chain, its
+    // words in the message.
+    let server = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| e.source())
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .expect("a tokio_postgres error in the source chain");
+    assert_eq!(
+        server.code(),
+        Some(&tokio_postgres::error::SqlState::UNTRANSLATABLE_CHARACTER)
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("22P05") && message.contains("Unicode escape"),
+        "{message}"
+    );
+    assert!(message.contains("account/nul at version 0"), "{message}");
     let appended = second.expect("the second request is tried, and succeeds");
     assert_eq!(appended.version, 1);
     assert_eq!(b.store.stream_version("account", "nul").await.unwrap(), 1);

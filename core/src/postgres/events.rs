@@ -36,7 +36,11 @@
 //!
 //! `watch_head` is fed by this node's own commits, by `LISTEN`/`NOTIFY` (a
 //! statement trigger notifies on every append, from any node), and by a slow
-//! poll in case a notification is lost.
+//! poll in case a notification is lost. A listening connection that is lost
+//! (terminated, a failover, a network blip) is replaced on a fresh connection,
+//! at once and then with a doubling backoff (10 ms up to 5 s) while that fails,
+//! and the head is read as soon as it listens again: other nodes' appends
+//! keep waking this node's tails within a round trip, not at the poll.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -385,6 +389,8 @@ impl PostgresStore {
         let listening = start_listening(&config, &channel).await;
         let listener_task = tokio::spawn(listen(
             listening,
+            config,
+            channel,
             pool.clone(),
             sql.head.clone(),
             head.clone(),
@@ -497,11 +503,28 @@ struct Listening {
     notified: mpsc::UnboundedReceiver<()>,
 }
 
-/// LISTENs before `open` returns, so no append made after it is missed.
+/// The first wait before listening again after the listening connection was
+/// lost; it doubles after each failed attempt, up to [`RELISTEN_MAX`]. A
+/// terminated backend (`pg_terminate_backend`, a failover) is usually
+/// replaced by the first attempt, made at once.
+const RELISTEN_FIRST: Duration = Duration::from_millis(10);
+/// The longest wait between two attempts to listen again (the poll still
+/// runs meanwhile, at its own interval).
+const RELISTEN_MAX: Duration = Duration::from_secs(5);
+/// How long one attempt to connect the listener may take before it counts
+/// as failed, when the URL sets no `connect_timeout` of its own.
+const LISTEN_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens a connection and runs `LISTEN` on it; `None` when either fails.
 /// Best effort: without it the poll still finds other nodes' appends.
 async fn start_listening(config: &tokio_postgres::Config, channel: &str) -> Option<Listening> {
+    let mut config = config.clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(LISTEN_CONNECT_TIMEOUT);
+    }
     let (client, mut connection) = config.connect(NoTls).await.ok()?;
     let (notified_tx, notified) = mpsc::unbounded_channel::<()>();
+    // Ends, closing `notified`, when the connection does (terminated, lost).
     let driver = AbortOnDrop(tokio::spawn(async move {
         while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             if matches!(message, AsyncMessage::Notification(_)) && notified_tx.send(()).is_err() {
@@ -517,29 +540,47 @@ async fn start_listening(config: &tokio_postgres::Config, channel: &str) -> Opti
     })
 }
 
-/// Follows other nodes' appends: notifications, plus a poll.
+/// Follows other nodes' appends: notifications, plus a poll. The first
+/// `LISTEN` runs before `open` returns (`listening`), so no append made after
+/// `open` is missed. When the listening connection is lost, the task listens
+/// again on a fresh connection (at once, then with a doubling backoff while
+/// that fails) and reads the head right after, so appends notified while
+/// nobody listened are not left to the slow poll.
 async fn listen(
     listening: Option<Listening>,
+    config: tokio_postgres::Config,
+    channel: String,
     pool: Pool,
     head_sql: String,
     head: Arc<watch::Sender<u64>>,
     poll: Duration,
 ) {
     let mut listening = listening;
+    let mut backoff = RELISTEN_FIRST;
     loop {
         match listening.as_mut() {
             Some(l) => {
                 tokio::select! {
                     message = l.notified.recv() => {
                         if message.is_none() {
-                            // The connection is gone; the poll carries on alone.
+                            // The connection is gone: listen again at once.
                             listening = None;
+                            backoff = RELISTEN_FIRST;
+                            continue;
                         }
                     }
                     _ = tokio::time::sleep(poll) => {}
                 }
             }
-            None => tokio::time::sleep(poll).await,
+            None => match start_listening(&config, &channel).await {
+                // Listening again; the head read below catches up on what
+                // was appended while nobody listened.
+                Some(l) => listening = Some(l),
+                None => {
+                    tokio::time::sleep(backoff.min(poll)).await;
+                    backoff = (backoff * 2).min(RELISTEN_MAX);
+                }
+            },
         }
         let Ok(client) = pool.get().await else { continue };
         if let Ok(row) = client.query_one(&head_sql, &[]).await {
@@ -674,10 +715,10 @@ impl Writer {
             }
             Err(e) if e.is_unique_violation() => vec![self.append_alone(requests[0]).await],
             Err(e) => {
-                let message = e.to_string();
+                let failure = e.failure();
                 requests
                     .iter()
-                    .map(|r| backend_error_for(r, message.clone()))
+                    .map(|r| backend_error_for(r, failure.clone()))
                     .map(Err)
                     .collect()
             }
@@ -689,7 +730,7 @@ impl Writer {
             match self.execute(&[request]).await {
                 Ok(mut outcomes) => match outcomes.pop() {
                     Some(o) => return self.answer(request, o).await,
-                    None => return Err(backend_error_for(request, "the append returned no row".into())),
+                    None => return Err(backend_error_for(request, "the append returned no row")),
                 },
                 Err(e) if e.is_unique_violation() => {
                     // Someone else committed this version meanwhile: report what they left.
@@ -698,12 +739,12 @@ impl Writer {
                         return self.conflict_or_acknowledge(request, actual).await;
                     }
                 }
-                Err(e) => return Err(backend_error_for(request, e.to_string())),
+                Err(e) => return Err(backend_error_for(request, e.failure())),
             }
         }
         Err(backend_error_for(
             request,
-            "the append kept colliding with other writers".into(),
+            "the append kept colliding with other writers",
         ))
     }
 
@@ -750,15 +791,11 @@ impl Writer {
                 ],
             )
             .await
-            .map_err(|e| backend_error_for(request, e.to_string()))?;
+            .map_err(|e| backend_error_for(request, e))?;
         let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
-            let position: i64 = row
-                .try_get(0)
-                .map_err(|e| backend_error_for(request, e.to_string()))?;
-            let id: Uuid = row
-                .try_get(1)
-                .map_err(|e| backend_error_for(request, e.to_string()))?;
+            let position: i64 = row.try_get(0).map_err(|e| backend_error_for(request, e))?;
+            let id: Uuid = row.try_get(1).map_err(|e| backend_error_for(request, e))?;
             let position = unsigned(position, || {
                 format!("position of stream {}/{}", request.stream_type, request.stream_id)
             })?;
@@ -776,10 +813,8 @@ impl Writer {
         let row = client
             .query_one(&self.version_sql, &[&request.stream_type, &request.stream_id])
             .await
-            .map_err(|e| backend_error_for(request, e.to_string()))?;
-        let v: i64 = row
-            .try_get(0)
-            .map_err(|e| backend_error_for(request, e.to_string()))?;
+            .map_err(|e| backend_error_for(request, e))?;
+        let v: i64 = row.try_get(0).map_err(|e| backend_error_for(request, e))?;
         unsigned(v, || {
             format!(
                 "max(version) of stream {}/{}",
@@ -789,15 +824,11 @@ impl Writer {
     }
 
     async fn execute(&self, requests: &[&AppendRequest]) -> Result<Vec<RequestOutcome>, ExecError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| ExecError::Unsent(e.to_string()))?;
+        let client = self.pool.get().await.map_err(ExecError::unsent)?;
         let stmt = client
             .prepare_cached(&self.append_sql)
             .await
-            .map_err(|e| ExecError::Unsent(e.to_string()))?;
+            .map_err(ExecError::unsent)?;
         let mut stream_types = Vec::with_capacity(requests.len());
         let mut stream_ids = Vec::with_capacity(requests.len());
         let mut expected = Vec::with_capacity(requests.len());
@@ -868,7 +899,7 @@ impl Writer {
         // From here on the statement has committed: a surprise is an unknown
         // outcome, never a refusal.
         if rows.len() != requests.len() {
-            return Err(ExecError::Unknown(format!(
+            return Err(ExecError::unknown(format!(
                 "the append answered {} rows for {} requests",
                 rows.len(),
                 requests.len()
@@ -876,12 +907,17 @@ impl Writer {
         }
         rows.iter()
             .map(|row| {
-                let unknown = |e: tokio_postgres::Error| ExecError::Unknown(e.to_string());
+                let unknown = |e: tokio_postgres::Error| {
+                    ExecError::Unknown(Failure::new(
+                        "the append's answer was unreadable",
+                        Some(Arc::new(e)),
+                    ))
+                };
                 // A negative version or position is an unknown outcome naming
                 // it, never a clamped one.
                 let unsigned = |column: &str, v: i64| {
                     u64::try_from(v).map_err(|_| {
-                        ExecError::Unknown(format!("the append answered a negative {column} ({v})"))
+                        ExecError::unknown(format!("the append answered a negative {column} ({v})"))
                     })
                 };
                 let actual: i64 = row.try_get(1).map_err(unknown)?;
@@ -904,12 +940,12 @@ impl Writer {
 enum ExecError {
     /// The server refused the statement with an error: it rolled back and
     /// nothing of it committed.
-    Refused(tokio_postgres::Error),
+    Refused(Arc<tokio_postgres::Error>),
     /// It failed before the statement was sent: nothing committed.
-    Unsent(String),
+    Unsent(Failure),
     /// The outcome is unknown: the connection was lost (perhaps after the
     /// commit) or the answer was unreadable. It may have committed.
-    Unknown(String),
+    Unknown(Failure),
 }
 
 impl ExecError {
@@ -924,33 +960,98 @@ impl ExecError {
                 && *db.code() != SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN
         });
         if refused {
-            ExecError::Refused(e)
+            ExecError::Refused(Arc::new(e))
         } else {
-            ExecError::Unknown(format!("{e}; the append may or may not have committed"))
+            ExecError::Unknown(Failure::new(
+                "the append may or may not have committed",
+                Some(Arc::new(e)),
+            ))
         }
+    }
+
+    fn unsent(e: impl StdError + Send + Sync + 'static) -> ExecError {
+        ExecError::Unsent(Failure::new("the append was not sent", Some(Arc::new(e))))
+    }
+
+    fn unknown(message: impl Into<String>) -> ExecError {
+        ExecError::Unknown(Failure::new(message, None))
     }
 
     fn is_unique_violation(&self) -> bool {
         matches!(self, ExecError::Refused(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION))
     }
-}
 
-impl std::fmt::Display for ExecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    /// What the caller of a failed append is told: the server's report kept
+    /// as the source (SQLSTATE and message, reachable by downcasting to
+    /// `tokio_postgres::Error`), never flattened into a string.
+    fn failure(&self) -> Failure {
         match self {
-            ExecError::Refused(e) => write!(f, "{e}"),
-            ExecError::Unsent(m) | ExecError::Unknown(m) => f.write_str(m),
+            ExecError::Refused(e) => Failure::new("the server refused the append", Some(e.clone())),
+            ExecError::Unsent(f) | ExecError::Unknown(f) => f.clone(),
         }
     }
 }
 
-fn backend_error_for(request: &AppendRequest, message: String) -> StoreError {
+/// A failed append as its callers see it: what it means for the append, and
+/// the error behind it. One statement answers a whole batch, so one failure
+/// is shared by every request of it (hence the `Arc`).
+#[derive(Clone, Debug)]
+struct Failure {
+    meaning: String,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl Failure {
+    fn new(meaning: impl Into<String>, source: Option<Arc<dyn StdError + Send + Sync>>) -> Failure {
+        Failure {
+            meaning: meaning.into(),
+            source,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.meaning)?;
+        let Some(source) = &self.source else { return Ok(()) };
+        // The server's own words and SQLSTATE, e.g. `ERROR 22021: invalid
+        // byte sequence for encoding "UTF8": 0x00`, not tokio_postgres's
+        // bare "db error".
+        match source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.as_db_error())
+        {
+            Some(db) => {
+                write!(f, ": {} {}: {}", db.severity(), db.code().code(), db.message())?;
+                match db.detail() {
+                    Some(detail) => write!(f, " ({detail})"),
+                    None => Ok(()),
+                }
+            }
+            None => write!(f, ": {source}"),
+        }
+    }
+}
+
+impl StdError for Failure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A failure of the append of `request`, naming its stream and expected version.
+fn backend_error_for(
+    request: &AppendRequest,
+    source: impl Into<Box<dyn StdError + Send + Sync>>,
+) -> StoreError {
     backend_error(
         format!(
             "appending to stream {}/{} at version {}",
-            request.stream_type, request.stream_id, request.expected_version
+            crate::store::shown(&request.stream_type),
+            crate::store::shown(&request.stream_id),
+            request.expected_version
         ),
-        message,
+        source,
     )
 }
 

@@ -215,7 +215,9 @@ fn append_error(request: &AppendRequest, context: &str, e: rusqlite::Error) -> S
     backend_error(
         format!(
             "{context} for stream {}/{} at version {}",
-            request.stream_type, request.stream_id, request.expected_version
+            crate::store::shown(&request.stream_type),
+            crate::store::shown(&request.stream_id),
+            request.expected_version
         ),
         e,
     )

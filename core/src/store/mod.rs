@@ -122,7 +122,8 @@ pub struct Snapshot {
 pub enum StoreError {
     /// Another writer appended first.
     #[error(
-        "version conflict on stream {stream_type}/{stream_id}: expected version {expected}, but the stream is at {actual}"
+        "version conflict on stream {stream_type}/{}: expected version {expected}, but the stream is at {actual}",
+        shown(stream_id)
     )]
     Conflict {
         /// The entity type name.
@@ -135,7 +136,11 @@ pub enum StoreError {
         actual: u64,
     },
     /// The request itself is malformed (empty stream id, empty event type …).
-    #[error("invalid append to stream {stream_type}/{stream_id}: {reason}")]
+    #[error(
+        "invalid append to stream {}/{}: {reason}",
+        shown(stream_type),
+        shown(stream_id)
+    )]
     Invalid {
         /// The entity type name.
         stream_type: String,
@@ -311,9 +316,23 @@ pub trait EventStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// The longest stream type (entity type name) every backend accepts, in bytes.
+pub const MAX_STREAM_TYPE_BYTES: usize = 255;
+
+/// The longest stream (entity) id every backend accepts, in bytes.
+/// PostgreSQL indexes `(stream_type, stream_id, version)` in one btree whose
+/// rows may not exceed 2704 bytes: the two limits together stay below that,
+/// so an id SQLite accepts today is one PostgreSQL accepts after a move.
+pub const MAX_STREAM_ID_BYTES: usize = 1024;
+
+/// The longest event type name every backend accepts, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 255;
+
 /// Why a stream name is refused by every backend, if it is: the rule
 /// [`validate_append`] applies, checked early by commands and loads so an
-/// invalid id fails before a handler runs.
+/// invalid id fails before a handler runs. PostgreSQL text holds no NUL, and
+/// the lengths are [`MAX_STREAM_TYPE_BYTES`] and [`MAX_STREAM_ID_BYTES`]; the
+/// same rule on every backend, so a log can move between them.
 pub(crate) fn validate_stream(stream_type: &str, stream_id: &str) -> Result<(), &'static str> {
     if stream_type.is_empty() {
         return Err("the stream type is empty");
@@ -321,7 +340,57 @@ pub(crate) fn validate_stream(stream_type: &str, stream_id: &str) -> Result<(), 
     if stream_id.is_empty() {
         return Err("the stream id is empty");
     }
+    if stream_type.len() > MAX_STREAM_TYPE_BYTES {
+        return Err("the stream type is longer than 255 bytes, the most every store accepts");
+    }
+    if stream_id.len() > MAX_STREAM_ID_BYTES {
+        return Err("the stream id is longer than 1024 bytes, the most every store accepts");
+    }
+    if stream_type.contains('\0') {
+        return Err("the stream type contains a NUL character, which PostgreSQL text cannot hold");
+    }
+    if stream_id.contains('\0') {
+        return Err("the stream id contains a NUL character, which PostgreSQL text cannot hold");
+    }
     Ok(())
+}
+
+/// An id or name as error messages show it: whole up to 64 bytes, else its
+/// start and its length, so a 1 MiB id never ends up in a log line.
+pub(crate) fn shown(id: &str) -> Shown<'_> {
+    Shown(id)
+}
+
+/// See [`shown`].
+pub(crate) struct Shown<'a>(&'a str);
+
+/// Past this many bytes an id in a message is cut (at a character boundary).
+const SHOWN_BYTES: usize = 64;
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= SHOWN_BYTES {
+            return f.write_str(self.0);
+        }
+        let mut end = SHOWN_BYTES;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}… ({} bytes)", &self.0[..end], self.0.len())
+    }
+}
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= SHOWN_BYTES {
+            return write!(f, "{:?}", self.0);
+        }
+        let mut end = SHOWN_BYTES;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len())
+    }
 }
 
 /// Checks what every backend must refuse before touching storage.
@@ -334,11 +403,17 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
     if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {
         return Err(invalid(reason));
     }
-    if let Some(i) = request.events.iter().position(|e| e.event_type.is_empty()) {
-        return Err(invalid(&format!(
-            "event {} of the append has an empty type name",
-            i + 1
-        )));
+    for (i, e) in request.events.iter().enumerate() {
+        let why = if e.event_type.is_empty() {
+            "has an empty type name"
+        } else if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
+            "has a type name longer than 255 bytes, the most every store accepts"
+        } else if e.event_type.contains('\0') {
+            "has a NUL character in its type name, which PostgreSQL text cannot hold"
+        } else {
+            continue;
+        };
+        return Err(invalid(&format!("event {} of the append {why}", i + 1)));
     }
     Ok(())
 }
