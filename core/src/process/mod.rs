@@ -23,7 +23,7 @@ mod supervisor;
 mod tail;
 
 pub(crate) use supervisor::{Led, Process, supervise};
-pub use tail::{Subscription, Tail};
+pub use tail::{Batch, Subscription, Tail};
 
 use std::fmt;
 use std::sync::Mutex;

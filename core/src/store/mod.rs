@@ -7,6 +7,8 @@
 //! their backend modules (`sqlite`, `postgres`); following the log's tail is
 //! the process layer's (`process`).
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod checksum;
 mod memory;
 
 pub use memory::MemoryStore;
@@ -149,17 +151,32 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// A stored record cannot be read back (edited bytes, unknown codec id …).
-    #[error("stored event {stream_type}/{stream_id} version {version} is corrupt: {reason}")]
+    /// A stored record cannot be read back: its checksum does not match its
+    /// fields (a torn write, damaged storage, an edited column), or a column
+    /// holds what factum never writes (an unknown codec id, a NULL, a
+    /// malformed id). Its text fields are boxed `str`s so that every error
+    /// holding a `StoreError` stays small.
+    #[error(
+        "stored event {}/{} version {version} at position {position} is corrupt: {reason}",
+        shown(stream_type),
+        shown(stream_id)
+    )]
     Corrupt {
-        /// The entity type name.
+        /// The entity type name (`<unreadable>` when that column is damaged).
         stream_type: String,
-        /// The entity id.
+        /// The entity id (`<unreadable>` when that column is damaged).
         stream_id: String,
-        /// The stream version of the record.
+        /// The stream version of the record (0 when unreadable).
         version: u64,
+        /// The record's global position (0 when unreadable, and for a snapshot).
+        position: u64,
+        /// The record's event type, when that column could be read; a
+        /// reader that does not handle this type steps over the record (the
+        /// type may itself be what was damaged: a checksum cannot say which
+        /// field was).
+        event_type: Option<Box<str>>,
         /// What is wrong.
-        reason: String,
+        reason: Box<str>,
     },
     /// A stored value outside what factum writes (a negative position,
     /// version or checkpoint): the table was edited or damaged.
@@ -328,6 +345,12 @@ pub const MAX_STREAM_ID_BYTES: usize = 1024;
 /// The longest event type name every backend accepts, in bytes.
 pub const MAX_EVENT_TYPE_BYTES: usize = 255;
 
+/// The largest event payload a store accepts unless configured otherwise
+/// (`max_event_bytes` on each store's options), in bytes: 4 MiB. Of the order
+/// of Kafka's 1 MiB message default; an event is a fact, not a file: a large
+/// document belongs in blob storage, with its address in the event.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
+
 /// Why a stream name is refused by every backend, if it is: the rule
 /// [`validate_append`] applies, checked early by commands and loads so an
 /// invalid id fails before a handler runs. PostgreSQL text holds no NUL, and
@@ -393,8 +416,9 @@ impl std::fmt::Debug for Shown<'_> {
     }
 }
 
-/// Checks what every backend must refuse before touching storage.
-pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
+/// Checks what every backend must refuse before touching storage; events
+/// whose payload is over `max_event_bytes` among it.
+pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
         stream_type: request.stream_type.clone(),
         stream_id: request.stream_id.clone(),
@@ -404,6 +428,15 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
         return Err(invalid(reason));
     }
     for (i, e) in request.events.iter().enumerate() {
+        if e.payload.len() > max_event_bytes {
+            return Err(invalid(&format!(
+                "event {} ({}) has a payload of {} bytes, over this store's limit of {max_event_bytes} bytes \
+                 (max_event_bytes; {DEFAULT_MAX_EVENT_BYTES} by default)",
+                i + 1,
+                shown(&e.event_type),
+                e.payload.len()
+            )));
+        }
         let why = if e.event_type.is_empty() {
             "has an empty type name"
         } else if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
@@ -416,4 +449,17 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
         return Err(invalid(&format!("event {} of the append {why}", i + 1)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    /// Every error that wraps a `StoreError` (views, consumers, audit) is
+    /// returned by value; past 128 bytes each of them is a large `Err`.
+    #[test]
+    fn a_store_error_stays_small() {
+        let size = std::mem::size_of::<StoreError>();
+        assert!(size <= 96, "StoreError is {size} bytes");
+    }
 }
