@@ -14,6 +14,7 @@
 //! | point | where | `fail` |
 //! |---|---|---|
 //! | `append.before` | an event store's `append`, after the request is validated, before it reaches the writer | the append returns `StoreError::Backend`, nothing written |
+//! | `append.large.before` | the PostgreSQL store's `append` of a request of 256 KiB of payload or more, on its own path (not the batch writer), before it is sent | the append returns `StoreError::Backend`, nothing written |
 //! | `append.after` | an event store, once an append's write is over (SQLite and PostgreSQL: the writer, for each answer of a committed batch), before its caller is answered | not allowed |
 //! | `snapshot.save.before` | an event store's `save_snapshot`, before anything is written | the save returns `StoreError::Backend` (the runtime logs it; the command still succeeds) |
 //! | `view.commit.before` | the view runner, a batch folded, before its rows and checkpoint are committed | the runner reports the error and retries from the stored checkpoint |
@@ -115,6 +116,7 @@ mod on {
     /// (a point in a place that cannot return an error may not).
     pub const POINTS: &[(&str, bool)] = &[
         ("append.before", true),
+        ("append.large.before", true),
         ("append.after", false),
         ("snapshot.save.before", true),
         ("view.commit.before", true),

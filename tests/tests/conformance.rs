@@ -559,6 +559,59 @@ async fn an_invalid_append_is_refused(b: &Backend) {
     assert_eq!(store.head().await.unwrap(), 0);
 }
 
+/// Ids PostgreSQL cannot hold (a NUL; a few KiB, past its btree row limit)
+/// are refused by every backend alike, before anything is sent, naming the
+/// limit; a huge id is shown cut, with its length, never whole.
+async fn ids_no_store_can_hold_are_refused_naming_the_limit(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let err = store
+        .append(request("nul\0id", 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+
+    let longest = "i".repeat(factum::store::MAX_STREAM_ID_BYTES);
+    store
+        .append(request(&longest, 0, deposits(codec, "x", [1])))
+        .await
+        .expect("an id of exactly the limit is stored");
+    assert_eq!(
+        store.read_stream("account", &longest, 1, 10).await.unwrap().len(),
+        1
+    );
+
+    let huge = "h".repeat(1 << 20);
+    let err = store
+        .append(request(&huge, 0, deposits(codec, "x", [1])))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid { stream_id, .. } if *stream_id == huge),
+        "the error keeps the id itself"
+    );
+    let message = err.to_string();
+    assert!(message.contains("1024 bytes"), "{message}");
+    assert!(message.contains("(1048576 bytes)"), "{message}");
+    assert!(
+        message.len() < 400,
+        "the message is short: {} bytes",
+        message.len()
+    );
+
+    let mut odd_type = deposits(codec, "x", [1]);
+    odd_type[0].event_type = "account.\0deposited".into();
+    let err = store.append(request("ivan", 0, odd_type)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert_eq!(
+        store.head().await.unwrap(),
+        1,
+        "only the id at the limit was stored"
+    );
+}
+
 async fn an_append_already_committed_is_acknowledged_not_a_conflict(b: &Backend) {
     if matches!(b.kind, Kind::Memory) {
         println!("the memory store answers every append at once; nothing to retry");
@@ -711,7 +764,8 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
         .await
         .unwrap();
 
-    // Payload bytes edited: the store hands them back, decoding refuses them.
+    // Payload bytes edited: the checksum no longer matches, the store itself
+    // reports the record, naming stream, version and position.
     b.tamper(
         "UPDATE events SET payload = X'FF00FF' WHERE stream_id = 'bad' AND version = 2",
         "UPDATE {s}.events SET payload_json = CASE WHEN payload_json IS NULL THEN NULL ELSE '\"garbage\"'::jsonb END, \
@@ -719,20 +773,18 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
          WHERE stream_id = 'bad' AND version = 2",
     )
     .await;
-    let read = store.read_stream("account", "bad", 2, 1).await.unwrap();
-    assert_eq!(read[0].version, 2);
-    assert!(read[0].codec.decode::<Deposited>(&read[0].payload).is_err());
+    let err = store.read_stream("account", "bad", 2, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { stream_id, version: 2, position: 4, reason, .. }
+            if stream_id == "bad" && reason.contains("checksum")),
+        "{err}"
+    );
     // Loaded as an entity: an error naming the stream and version, no panic.
     let app = app_on(b);
     let err = app.entity::<Account>("bad").state().await.unwrap_err();
     assert!(
-        matches!(&err, factum::LoadError::Decode { stream_id, version: 2, .. } if stream_id == "bad"),
+        matches!(&err, factum::LoadError::Store(StoreError::Corrupt { stream_id, version: 2, .. }) if stream_id == "bad"),
         "{err}"
-    );
-    let message = err.to_string();
-    assert!(
-        message.contains("account/bad") && message.contains("version 2"),
-        "{message}"
     );
     // Other streams still load, on the same app and on a fresh one.
     assert_eq!(app.entity::<Account>("good").state().await.unwrap().balance, 3);
@@ -747,13 +799,14 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
         "UPDATE {s}.events SET codec = 99 WHERE stream_id = 'bad' AND version = 3",
     )
     .await;
-    let err = store.read_stream("account", "bad", 1, 10).await.unwrap_err();
+    let err = store.read_stream("account", "bad", 3, 10).await.unwrap_err();
     match &err {
         StoreError::Corrupt {
             stream_type,
             stream_id,
             version,
             reason,
+            ..
         } => {
             assert_eq!(
                 (stream_type.as_str(), stream_id.as_str(), *version),
@@ -793,6 +846,169 @@ async fn a_corrupted_record_names_its_stream_and_version(b: &Backend) {
     );
     // So does the undamaged start of the damaged stream.
     assert_eq!(store.read_stream("account", "bad", 1, 1).await.unwrap().len(), 1);
+}
+
+/// Every field a record holds is covered by its checksum: whichever is
+/// edited behind the store's back (the codec switched from JSON to
+/// Postcard, the type renamed, the time moved, the record moved to another
+/// stream), reading it is `Corrupt` naming stream, version and position.
+async fn a_record_edited_behind_the_stores_back_fails_its_checksum(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        println!("the memory store has no bytes to corrupt");
+        return;
+    }
+    let store = &b.store;
+    let codec = store.codec();
+    for id in ["c1", "c2", "c3", "c4"] {
+        store
+            .append(request(id, 0, deposits(codec, id, [1, 2])))
+            .await
+            .unwrap();
+    }
+    // Positions: c1 1-2, c2 3-4, c3 5-6, c4 7-8; each edit hits version 2.
+    let edits: [(&str, &str, &str, u64); 4] = [
+        (
+            "c1",
+            // The other codec, with bytes that decode as it.
+            "UPDATE events SET codec = CASE codec WHEN 1 THEN 2 ELSE 1 END WHERE stream_id = 'c1' AND version = 2",
+            "UPDATE {s}.events SET codec = CASE codec WHEN 1 THEN 2 ELSE 1 END, \
+             payload_bin = CASE WHEN payload_json IS NULL THEN NULL ELSE convert_to(payload_json::text, 'UTF8') END, \
+             payload_json = CASE WHEN payload_bin IS NULL THEN NULL ELSE '2'::jsonb END \
+             WHERE stream_id = 'c1' AND version = 2",
+            2,
+        ),
+        (
+            "c2",
+            "UPDATE events SET event_type = 'account.withdrawn' WHERE stream_id = 'c2' AND version = 2",
+            "UPDATE {s}.events SET event_type = 'account.withdrawn' WHERE stream_id = 'c2' AND version = 2",
+            4,
+        ),
+        (
+            "c3",
+            "UPDATE events SET recorded_at = 0 WHERE stream_id = 'c3' AND version = 2",
+            "UPDATE {s}.events SET recorded_at = 0 WHERE stream_id = 'c3' AND version = 2",
+            6,
+        ),
+        (
+            "c4",
+            "UPDATE events SET stream_id = 'c5' WHERE stream_id = 'c4' AND version = 2",
+            "UPDATE {s}.events SET stream_id = 'c5' WHERE stream_id = 'c4' AND version = 2",
+            8,
+        ),
+    ];
+    for (id, sqlite_sql, pg_sql, position) in edits {
+        b.tamper(sqlite_sql, pg_sql).await;
+        let err = store.read_all(position, 1).await.unwrap_err();
+        match &err {
+            StoreError::Corrupt {
+                version,
+                position: at,
+                reason,
+                ..
+            } => {
+                assert_eq!((*version, *at), (2, position), "{id}: {err}");
+                assert!(reason.contains("checksum"), "{id}: {reason}");
+            }
+            other => panic!("{id}: expected Corrupt, got {other}"),
+        }
+        assert!(err.to_string().contains(&format!("position {position}")), "{err}");
+        // The record before it is sound.
+        assert_eq!(store.read_all(position - 1, 1).await.unwrap().len(), 1, "{id}");
+    }
+    let err = store.read_stream("account", "c5", 1, 10).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { stream_id, position: 8, .. } if stream_id == "c5"),
+        "the moved record: {err}"
+    );
+}
+
+/// A log written before factum kept checksums: its records have none, are
+/// read as they are after the migration adds the column, and the records
+/// appended after it are checked.
+async fn records_stored_before_checksums_stay_readable(b: &Backend) {
+    if matches!(b.kind, Kind::Memory) {
+        println!("the memory store has no stored schema to migrate");
+        return;
+    }
+    let store = &b.store;
+    let codec = store.codec();
+    store
+        .append(request("old", 0, deposits(codec, "old", [1, 2])))
+        .await
+        .unwrap();
+    // Back to the schema before checksums, as an older factum left it.
+    b.tamper(
+        "ALTER TABLE events DROP COLUMN checksum; DELETE FROM schema_version WHERE version = 4;",
+        "ALTER TABLE {s}.events DROP COLUMN checksum; DELETE FROM {s}.schema_version WHERE version = 3;",
+    )
+    .await;
+    let (reopened, _) = b.reopen().await;
+    let old = reopened.read_stream("account", "old", 1, 10).await.unwrap();
+    assert_eq!(
+        old.iter().map(decode).map(|d| d.amount).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    reopened
+        .append(request("old", 2, deposits(codec, "old", [3])))
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.read_stream("account", "old", 1, 10).await.unwrap().len(),
+        3
+    );
+    // The new record carries a checksum: an edit of it is caught.
+    b.tamper(
+        "UPDATE events SET recorded_at = 0 WHERE stream_id = 'old' AND version = 3",
+        "UPDATE {s}.events SET recorded_at = 0 WHERE stream_id = 'old' AND version = 3",
+    )
+    .await;
+    let err = reopened.read_stream("account", "old", 1, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Corrupt {
+                version: 3,
+                position: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// An event over the store's size limit is refused before anything is
+/// written, naming its size and the limit; one of exactly the limit is stored.
+async fn an_event_over_the_size_limit_is_refused_naming_the_limit(b: &Backend) {
+    let store = &b.store;
+    let codec = store.codec();
+    let limit = factum::store::DEFAULT_MAX_EVENT_BYTES;
+    // A JSON string (valid for jsonb) of exactly `bytes` bytes, for either codec.
+    let sized = |bytes: usize| {
+        let mut e = new_event(codec, "big", 1);
+        let mut payload = vec![b'x'; bytes];
+        payload[0] = b'"';
+        payload[bytes - 1] = b'"';
+        e.payload = payload;
+        e
+    };
+    let err = store
+        .append(request("big", 0, vec![sized(limit + 1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("{} bytes", limit + 1))
+            && message.contains(&format!("limit of {limit} bytes")),
+        "{message}"
+    );
+    assert_eq!(store.head().await.unwrap(), 0, "nothing written");
+    store
+        .append(request("big", 0, vec![sized(limit)]))
+        .await
+        .expect("an event of exactly the limit is stored");
+    let read = store.read_stream("account", "big", 1, 1).await.unwrap();
+    assert_eq!(read[0].payload.len(), limit);
 }
 
 // ------------------------------------------------------- entities on the store
@@ -1494,9 +1710,13 @@ conformance!(memory, sqlite, sqlite_postcard; postgres: postgres, postgres_postc
     the_newest_snapshot_wins,
     an_empty_append_checks_the_version_and_writes_nothing,
     an_invalid_append_is_refused,
+    ids_no_store_can_hold_are_refused_naming_the_limit,
     an_append_already_committed_is_acknowledged_not_a_conflict,
     a_commands_events_are_found_by_its_id,
     a_corrupted_record_names_its_stream_and_version,
+    a_record_edited_behind_the_stores_back_fails_its_checksum,
+    records_stored_before_checksums_stay_readable,
+    an_event_over_the_size_limit_is_refused_naming_the_limit,
     payloads_of_an_old_schema_version_load_as_the_current_type,
     an_entity_loads_from_its_snapshot_and_the_events_after_it,
     a_timer_fires_once_at_its_due_time_and_is_listed_until_then,
@@ -1817,6 +2037,84 @@ async fn postgres_watch_head_hears_other_nodes_appends() {
         .unwrap();
 }
 
+/// The listening connection terminated (`pg_terminate_backend`, as a
+/// failover or an operator would): the store listens again on a fresh
+/// connection, so another node's appends still wake its tails, not only its
+/// slow poll.
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_terminated_listener_listens_again() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    // A poll far slower than the bounds below: only a listener can wake the watcher in time.
+    let listener = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .poll_interval(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let admin = pg_client(&url).await;
+    let listen_sql = format!("LISTEN factum_{schema}");
+    let terminated: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query = $1 AND pid <> pg_backend_pid()) t",
+            &[&listen_sql],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(terminated, 1, "the store's one listening backend was terminated");
+    // Another node, opened after the termination.
+    let writer = PostgresStore::connect(url.clone())
+        .schema(schema.clone())
+        .await
+        .unwrap();
+
+    let mut head = listener.watch_head();
+    assert_eq!(*head.borrow_and_update(), 0);
+    // Appended while the listener may still be reconnecting: the head read
+    // after listening again finds it.
+    let start = std::time::Instant::now();
+    writer
+        .append(request("lea", 0, deposits(Codec::Json, "lea", [1, 2])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|&h| h >= 2))
+        .await
+        .expect("the append after the termination woke the tail long before the poll")
+        .unwrap();
+    eprintln!("woke {:?} after the first append", start.elapsed());
+    // Listening again by now (the head is read only after LISTEN): the next
+    // append is notified on the new connection.
+    let start = std::time::Instant::now();
+    writer
+        .append(request("lea", 2, deposits(Codec::Json, "lea", [3])))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), head.wait_for(|&h| h >= 3))
+        .await
+        .expect("the next append was notified on the new listening connection")
+        .unwrap();
+    eprintln!("woke {:?} after the second append", start.elapsed());
+    let listening: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = $1",
+            &[&listen_sql],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listening, 2, "the first store listens again, beside the second");
+    drop((listener, writer));
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
 /// A second request for a stream in the same batch, at the same expected
 /// version, follows the first; when the first fails for a reason that leaves
 /// the stream where it was, the second must be tried, not refused with a
@@ -1841,6 +2139,21 @@ async fn postgres_a_request_behind_a_failed_one_is_tried_not_refused() {
     );
     let err = first.unwrap_err();
     assert!(matches!(err, StoreError::Backend { .. }), "{err}");
+    // The server's reason is kept: its SQLSTATE through the source chain, its
+    // words in the message.
+    let server = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| e.source())
+        .find_map(|e| e.downcast_ref::<tokio_postgres::Error>())
+        .expect("a tokio_postgres error in the source chain");
+    assert_eq!(
+        server.code(),
+        Some(&tokio_postgres::error::SqlState::UNTRANSLATABLE_CHARACTER)
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("22P05") && message.contains("Unicode escape"),
+        "{message}"
+    );
+    assert!(message.contains("account/nul at version 0"), "{message}");
     let appended = second.expect("the second request is tried, and succeeds");
     assert_eq!(appended.version, 1);
     assert_eq!(b.store.stream_version("account", "nul").await.unwrap(), 1);

@@ -229,6 +229,8 @@ fn every_point_is_reached_by_the_operation_it_names() {
         points,
         [
             "append.before",
+            // Reached by a PostgreSQL append of 256 KiB or more, in `postgres_large_appends.rs`.
+            "append.large.before",
             "append.after",
             "snapshot.save.before",
             "view.commit.before",

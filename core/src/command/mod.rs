@@ -181,7 +181,10 @@ pub struct Recorded<Ev> {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The entity id is one no store accepts (empty, for one); nothing was read.
-    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    #[error(
+        "stream {stream_type}/{:?}: invalid entity id: {reason}",
+        crate::store::shown(stream_id)
+    )]
     InvalidId {
         /// The entity type name.
         stream_type: &'static str,
@@ -248,7 +251,10 @@ pub enum CommandError<R> {
     Rejected(R),
     /// The entity id is one no store accepts (empty, for one): refused before
     /// the handler ran; nothing was decided or stored.
-    #[error("stream {stream_type}/{stream_id:?}: invalid entity id: {reason}")]
+    #[error(
+        "stream {stream_type}/{:?}: invalid entity id: {reason}",
+        crate::store::shown(stream_id)
+    )]
     InvalidId {
         /// The entity type name.
         stream_type: &'static str,

@@ -564,16 +564,18 @@ impl<C: Consumer> Runner<C> {
                 self.shared.scans.send_modify(|n| *n += 1);
                 scan = false;
             }
-            let records = self
+            // A corrupt record of a type this consumer does not handle is stepped over.
+            let batch = self
                 .tail
-                .read_after(checkpoint)
+                .read_for(checkpoint, |event_type| C::EVENT_TYPES.contains(&event_type))
                 .await
                 .map_err(|source| ConsumerError::Log {
                     consumer: C::NAME,
                     position: checkpoint + 1,
                     source,
                 })?;
-            let Some(to) = records.last().map(|r| r.position) else {
+            let (records, to) = (batch.events, batch.through);
+            if to == checkpoint {
                 tokio::select! {
                     waited = self.tail.wait(IDLE_WAIT) => waited.map_err(|source| ConsumerError::Log {
                         consumer: C::NAME,
@@ -587,7 +589,7 @@ impl<C: Consumer> Runner<C> {
                 // made on another node): look at the letters again.
                 scan = true;
                 continue;
-            };
+            }
             let (letters, handled) = self.run_batch(records).await?;
             let parked = letters.iter().filter(|l| l.state == LetterState::Parked).count();
             crate::fault::point("consumer.commit.before")

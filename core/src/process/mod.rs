@@ -23,7 +23,7 @@ mod supervisor;
 mod tail;
 
 pub(crate) use supervisor::{Led, Process, supervise};
-pub use tail::{Subscription, Tail};
+pub use tail::{Batch, Subscription, Tail};
 
 use std::fmt;
 use std::sync::Mutex;
@@ -183,7 +183,8 @@ impl Progress {
     /// Records that this node knows its role (it took the lease, found
     /// another node holding it, or holds off for a newer binary).
     pub(crate) fn set_role_known(&self) {
-        self.role_known.send_if_modified(|known| !std::mem::replace(known, true));
+        self.role_known
+            .send_if_modified(|known| !std::mem::replace(known, true));
     }
 
     /// Waits until this node knows whether it runs the process, so that

@@ -1,5 +1,7 @@
 //! The one way factum follows the log's tail: read a batch after a
-//! checkpoint; when there is none, wait for the store's head to move.
+//! checkpoint; when there is none, wait for the store's head to move. A
+//! reader that handles only some event types steps over a corrupt record of
+//! another type instead of halting on it ([`Tail::read_for`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -58,6 +60,62 @@ impl Tail {
         self.store.read_all(checkpoint + 1, max).await
     }
 
+    /// The events after `checkpoint`, at most one batch, for a reader that
+    /// handles only the event types `handles` accepts (a view, a consumer).
+    ///
+    /// A record the store reports as [`StoreError::Corrupt`] halts only the
+    /// readers that handle it: when its event type is readable and `handles`
+    /// refuses it, it is stepped over (logged as a warning, never silently)
+    /// and [`Batch::through`] moves past it, so the reader's checkpoint does
+    /// too; a record of a handled type, or whose type cannot be read, fails
+    /// the read as before, once the events before it were handed out. A
+    /// checksum cannot say which field was damaged: if it was the type, a
+    /// record of a handled type may be stepped over by this rule.
+    pub async fn read_for(
+        &mut self,
+        checkpoint: u64,
+        handles: impl Fn(&str) -> bool,
+    ) -> Result<Batch, StoreError> {
+        self.head.borrow_and_update();
+        let mut through = checkpoint;
+        loop {
+            let from = through + 1;
+            let error = match self.store.read_all(from, self.batch).await {
+                Ok(events) => return Ok(Batch::of(events, through)),
+                Err(error) => error,
+            };
+            let StoreError::Corrupt {
+                position, event_type, ..
+            } = &error
+            else {
+                return Err(error);
+            };
+            let position = *position;
+            if position < from {
+                // Unknown position: nothing to step over, nothing before it to hand out.
+                return Err(error);
+            }
+            if position > from {
+                // The sound records before it first; the next read meets it again.
+                let before = usize::try_from(position - from).unwrap_or(usize::MAX);
+                let events = self.store.read_all(from, before).await?;
+                return Ok(Batch::of(events, through));
+            }
+            match event_type {
+                Some(event_type) if !handles(event_type) => {
+                    tracing::warn!(
+                        position,
+                        event_type = &**event_type,
+                        %error,
+                        "stepping over a corrupt record of a type this reader does not handle"
+                    );
+                    through = position;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
     /// Waits until the store's head moves past what the last read saw, or
     /// `idle` passes (so a runner re-checks its lease and controls).
     /// Fails with [`StoreError::Closed`] when the store's writer is gone.
@@ -71,6 +129,25 @@ impl Tail {
     /// The highest position the last read could see, as the head watch has it.
     pub fn head(&self) -> u64 {
         *self.head.borrow()
+    }
+}
+
+/// What [`Tail::read_for`] read: the events, and how far the reader may
+/// move its checkpoint (past the last event, or past corrupt records it
+/// stepped over).
+#[derive(Debug)]
+pub struct Batch {
+    /// The readable events, in position order.
+    pub events: Vec<RecordedEvent>,
+    /// The position the reader has now dealt with: the last event's, or a
+    /// later stepped-over record's; the checkpoint it was given when neither.
+    pub through: u64,
+}
+
+impl Batch {
+    fn of(events: Vec<RecordedEvent>, stepped: u64) -> Batch {
+        let through = events.last().map_or(stepped, |e| e.position.max(stepped));
+        Batch { events, through }
     }
 }
 

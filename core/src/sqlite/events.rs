@@ -80,10 +80,22 @@ const MIGRATIONS: &[&str] = &[
     // without it, ~18 k with it); a re-sent command's events are found through
     // the (stream_type, stream_id, version) index instead, reading its stream.
     "DROP INDEX IF EXISTS events_by_command;",
+    // 4: a checksum per record (`crate::store::checksum`), checked on every
+    // read. Records stored before it have none (NULL) and are read unchecked;
+    // adding a nullable column rewrites nothing.
+    "ALTER TABLE events ADD COLUMN checksum INTEGER;",
 ];
 
+/// The first schema whose `events` rows carry a checksum (migration 4).
+const CHECKSUM_SCHEMA: i64 = 4;
+
 const EVENT_COLUMNS: &str = "position, stream_type, stream_id, version, event_type, schema_version, codec, \
-     payload, event_id, recorded_at, command_id, causation_id, correlation_id";
+     payload, event_id, recorded_at, command_id, causation_id, correlation_id, checksum";
+
+/// [`EVENT_COLUMNS`] for a file opened read-only at a schema older than
+/// [`CHECKSUM_SCHEMA`], which has no checksum column to read.
+const EVENT_COLUMNS_UNCHECKED: &str = "position, stream_type, stream_id, version, event_type, schema_version, \
+     codec, payload, event_id, recorded_at, command_id, causation_id, correlation_id, NULL";
 
 /// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,6 +128,7 @@ pub struct SqliteOptions {
     codec: Codec,
     readers: usize,
     max_batch: usize,
+    max_event_bytes: usize,
 }
 
 impl Default for SqliteOptions {
@@ -125,6 +138,7 @@ impl Default for SqliteOptions {
             codec: Codec::Json,
             readers: 4,
             max_batch: 1024,
+            max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
         }
     }
 }
@@ -154,6 +168,15 @@ impl SqliteOptions {
         self
     }
 
+    /// The largest event payload an append may carry, in bytes
+    /// ([`DEFAULT_MAX_EVENT_BYTES`](crate::store::DEFAULT_MAX_EVENT_BYTES),
+    /// 4 MiB, by default); a larger one is refused with
+    /// [`StoreError::Invalid`] naming its size and the limit.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
     /// Opens (creating if needed) the store in the file at `path`, migrating its
     /// schema to this build's. Fails if the file was written by a newer schema.
     pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
@@ -177,6 +200,9 @@ struct Inner {
     path: PathBuf,
     options: SqliteOptions,
     head: Arc<watch::Sender<u64>>,
+    /// The columns an event read selects ([`EVENT_COLUMNS`], or
+    /// [`EVENT_COLUMNS_UNCHECKED`] for an old file opened read-only).
+    columns: &'static str,
     _writer: WriterThread,
 }
 
@@ -215,7 +241,9 @@ fn append_error(request: &AppendRequest, context: &str, e: rusqlite::Error) -> S
     backend_error(
         format!(
             "{context} for stream {}/{} at version {}",
-            request.stream_type, request.stream_id, request.expected_version
+            crate::store::shown(&request.stream_type),
+            crate::store::shown(&request.stream_id),
+            request.expected_version
         ),
         e,
     )
@@ -253,12 +281,13 @@ impl SqliteStore {
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref();
         let shown = path.display().to_string();
-        let inner = Inner {
+        let mut inner = Inner {
             commands: None,
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             options: SqliteOptions::default(),
             head: Arc::new(watch::channel(0).0),
+            columns: EVENT_COLUMNS,
             _writer: WriterThread(None),
         };
         let conn = inner.open_reader()?;
@@ -291,6 +320,9 @@ impl SqliteStore {
                 ),
             ));
         }
+        if current < CHECKSUM_SCHEMA {
+            inner.columns = EVENT_COLUMNS_UNCHECKED;
+        }
         let head = conn
             .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
                 r.get::<_, i64>(0)
@@ -313,6 +345,7 @@ impl SqliteStore {
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.display().to_string();
         let mut conn = Connection::open(path).map_err(|e| backend_error(format!("opening {shown}"), e))?;
+        refuse_foreign(&conn, &shown)?;
         configure_writer(&conn, options.synchronous)
             .map_err(|e| backend_error(format!("configuring {shown}"), e))?;
         migrate(&mut conn, &shown)?;
@@ -344,6 +377,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 options,
                 head,
+                columns: EVENT_COLUMNS,
                 _writer: WriterThread(Some(handle)),
             }),
         };
@@ -413,6 +447,28 @@ impl Inner {
             pool.push(conn);
         }
     }
+}
+
+/// Refuses a file that holds some other program's `events` table, before
+/// anything (WAL mode, a migration) changes a byte of it: only reads here.
+/// A file that is not a database at all fails on the same read.
+fn refuse_foreign(conn: &Connection, shown: &str) -> Result<(), StoreError> {
+    let (events, schema_version): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*) FILTER (WHERE name = 'events'), count(*) FILTER (WHERE name = 'schema_version') \
+             FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| backend_error(format!("reading the schema of {shown}"), e))?;
+    if events > 0 && schema_version == 0 {
+        return Err(backend_error(
+            format!("opening {shown}"),
+            "the file has an `events` table but no factum `schema_version` table: it is not a factum \
+             event log (nothing in it was changed)",
+        ));
+    }
+    Ok(())
 }
 
 fn configure_writer(
@@ -800,16 +856,20 @@ impl Writer {
     fn insert_events(&mut self, request: &AppendRequest, first_position: u64) -> rusqlite::Result<()> {
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO events (position, stream_type, stream_id, version, event_type, schema_version, codec, \
-             payload, event_id, recorded_at, command_id, causation_id, correlation_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             payload, event_id, recorded_at, command_id, causation_id, correlation_id, checksum) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?;
         for (i, event) in request.events.iter().enumerate() {
             let m = &event.metadata;
+            let version = request.expected_version + i as u64 + 1;
+            // The bytes are stored as given: no parse, so this cannot fail.
+            let checksum = sql::checksum_of(request, version, event, sql::JsonKept::Bytes)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             stmt.execute(params![
                 sql::int(first_position + i as u64),
                 request.stream_type,
                 request.stream_id,
-                sql::int(request.expected_version + i as u64 + 1),
+                sql::int(version),
                 event.event_type,
                 i64::from(event.schema_version),
                 i64::from(event.codec.id()),
@@ -819,6 +879,7 @@ impl Writer {
                 m.command_id.as_bytes().as_slice(),
                 m.causation_id.as_ref().map(|c| c.as_bytes().as_slice()),
                 m.correlation_id.as_bytes().as_slice(),
+                i64::from(checksum),
             ])?;
         }
         Ok(())
@@ -940,21 +1001,18 @@ impl Cols<'_, '_> {
     }
 }
 
-/// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order).
+/// Decodes one `events` row (columns in [`EVENT_COLUMNS`] order) and checks
+/// it against its checksum.
 fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
     let c = Cols(row);
-    // Read the record's name apart, so damage elsewhere can still be reported against it.
-    let stream_type = c.text(1, "stream_type");
-    let stream_id = c.text(2, "stream_id");
-    let version = c.unsigned(3, "version");
     let rest = (|| -> Result<RecordedEvent, String> {
         let schema_version = c.int(5, "schema_version")?;
         Ok(RecordedEvent {
-            position: c.unsigned(0, "position")?,
+            position: 0,
             stream_type: String::new(),
             stream_id: String::new(),
             version: 0,
-            event_type: c.text(4, "event_type")?,
+            event_type: String::new(),
             schema_version: u32::try_from(schema_version)
                 .map_err(|_| format!("column schema_version is out of range ({schema_version})"))?,
             codec: c.codec(6)?,
@@ -968,7 +1026,23 @@ fn event_from_row(row: &Row<'_>) -> Result<RecordedEvent, StoreError> {
             },
         })
     })();
-    sql::assemble(stream_type, stream_id, version, rest)
+    let checksum = match row.get_ref(13) {
+        Ok(ValueRef::Null) => Ok(None),
+        _ => c.int(13, "checksum").map(Some),
+    }
+    .and_then(crate::store::checksum::from_column);
+    sql::assemble(
+        sql::DecodedRow {
+            position: c.unsigned(0, "position"),
+            stream_type: c.text(1, "stream_type"),
+            stream_id: c.text(2, "stream_id"),
+            version: c.unsigned(3, "version"),
+            event_type: c.text(4, "event_type"),
+            checksum,
+            rest,
+        },
+        sql::JsonKept::Bytes,
+    )
 }
 
 fn query_events(
@@ -996,7 +1070,7 @@ fn to_limit(limit: usize) -> i64 {
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        validate_append(&request)?;
+        validate_append(&request, self.inner.options.max_event_bytes)?;
         crate::fault::point("append.before")?;
         if i64::try_from(
             request
@@ -1025,9 +1099,10 @@ impl EventStore for SqliteStore {
             return Ok(Vec::new());
         }
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        let columns = self.inner.columns;
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_type = ?1 AND stream_id = ?2 \
+                "SELECT {columns} FROM events WHERE stream_type = ?1 AND stream_id = ?2 \
                  AND version >= ?3 ORDER BY version LIMIT ?4"
             );
             query_events(
@@ -1048,9 +1123,10 @@ impl EventStore for SqliteStore {
         command_id: Uuid,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let (stream_type, stream_id) = (stream_type.to_owned(), stream_id.to_owned());
+        let columns = self.inner.columns;
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE command_id = ?1 AND stream_type = ?2 \
+                "SELECT {columns} FROM events WHERE command_id = ?1 AND stream_type = ?2 \
                  AND stream_id = ?3 ORDER BY version"
             );
             query_events(
@@ -1068,9 +1144,9 @@ impl EventStore for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let columns = self.inner.columns;
         self.read(move |conn| {
-            let sql =
-                format!("SELECT {EVENT_COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
+            let sql = format!("SELECT {columns} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2");
             query_events(
                 conn,
                 &sql,
@@ -1159,7 +1235,9 @@ impl EventStore for SqliteStore {
                 stream_type: stream_type.clone(),
                 stream_id: stream_id.clone(),
                 version,
-                reason: format!("snapshot: {reason}"),
+                position: 0,
+                event_type: None,
+                reason: format!("snapshot: {reason}").into_boxed_str(),
             };
             let version = version.map_err(|r| corrupt(0, r))?;
             let (codec, payload) = rest.map_err(|r| corrupt(version, r))?;

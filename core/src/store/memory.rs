@@ -24,6 +24,7 @@ pub struct MemoryStore {
 struct Shared {
     state: Mutex<State>,
     head: watch::Sender<u64>,
+    max_event_bytes: usize,
 }
 
 #[derive(Default)]
@@ -137,10 +138,17 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
+        Self::with_max_event_bytes(super::DEFAULT_MAX_EVENT_BYTES)
+    }
+
+    /// An empty store that refuses events whose payload is over `bytes`
+    /// ([`DEFAULT_MAX_EVENT_BYTES`](super::DEFAULT_MAX_EVENT_BYTES) for [`new`](MemoryStore::new)).
+    pub fn with_max_event_bytes(bytes: usize) -> Self {
         MemoryStore {
             inner: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 head: watch::channel(0).0,
+                max_event_bytes: bytes,
             }),
         }
     }
@@ -155,7 +163,7 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        validate_append(&request)?;
+        validate_append(&request, self.inner.max_event_bytes)?;
         crate::fault::point("append.before")?;
         let mut guard = self.lock();
         let state = &mut *guard;

@@ -7,6 +7,8 @@
 //! their backend modules (`sqlite`, `postgres`); following the log's tail is
 //! the process layer's (`process`).
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod checksum;
 mod memory;
 
 pub use memory::MemoryStore;
@@ -122,7 +124,8 @@ pub struct Snapshot {
 pub enum StoreError {
     /// Another writer appended first.
     #[error(
-        "version conflict on stream {stream_type}/{stream_id}: expected version {expected}, but the stream is at {actual}"
+        "version conflict on stream {stream_type}/{}: expected version {expected}, but the stream is at {actual}",
+        shown(stream_id)
     )]
     Conflict {
         /// The entity type name.
@@ -135,7 +138,11 @@ pub enum StoreError {
         actual: u64,
     },
     /// The request itself is malformed (empty stream id, empty event type …).
-    #[error("invalid append to stream {stream_type}/{stream_id}: {reason}")]
+    #[error(
+        "invalid append to stream {}/{}: {reason}",
+        shown(stream_type),
+        shown(stream_id)
+    )]
     Invalid {
         /// The entity type name.
         stream_type: String,
@@ -144,17 +151,32 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// A stored record cannot be read back (edited bytes, unknown codec id …).
-    #[error("stored event {stream_type}/{stream_id} version {version} is corrupt: {reason}")]
+    /// A stored record cannot be read back: its checksum does not match its
+    /// fields (a torn write, damaged storage, an edited column), or a column
+    /// holds what factum never writes (an unknown codec id, a NULL, a
+    /// malformed id). Its text fields are boxed `str`s so that every error
+    /// holding a `StoreError` stays small.
+    #[error(
+        "stored event {}/{} version {version} at position {position} is corrupt: {reason}",
+        shown(stream_type),
+        shown(stream_id)
+    )]
     Corrupt {
-        /// The entity type name.
+        /// The entity type name (`<unreadable>` when that column is damaged).
         stream_type: String,
-        /// The entity id.
+        /// The entity id (`<unreadable>` when that column is damaged).
         stream_id: String,
-        /// The stream version of the record.
+        /// The stream version of the record (0 when unreadable).
         version: u64,
+        /// The record's global position (0 when unreadable, and for a snapshot).
+        position: u64,
+        /// The record's event type, when that column could be read; a
+        /// reader that does not handle this type steps over the record (the
+        /// type may itself be what was damaged: a checksum cannot say which
+        /// field was).
+        event_type: Option<Box<str>>,
         /// What is wrong.
-        reason: String,
+        reason: Box<str>,
     },
     /// A stored value outside what factum writes (a negative position,
     /// version or checkpoint): the table was edited or damaged.
@@ -311,9 +333,29 @@ pub trait EventStore: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 }
 
+/// The longest stream type (entity type name) every backend accepts, in bytes.
+pub const MAX_STREAM_TYPE_BYTES: usize = 255;
+
+/// The longest stream (entity) id every backend accepts, in bytes.
+/// PostgreSQL indexes `(stream_type, stream_id, version)` in one btree whose
+/// rows may not exceed 2704 bytes: the two limits together stay below that,
+/// so an id SQLite accepts today is one PostgreSQL accepts after a move.
+pub const MAX_STREAM_ID_BYTES: usize = 1024;
+
+/// The longest event type name every backend accepts, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 255;
+
+/// The largest event payload a store accepts unless configured otherwise
+/// (`max_event_bytes` on each store's options), in bytes: 4 MiB. Of the order
+/// of Kafka's 1 MiB message default; an event is a fact, not a file: a large
+/// document belongs in blob storage, with its address in the event.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 4 << 20;
+
 /// Why a stream name is refused by every backend, if it is: the rule
 /// [`validate_append`] applies, checked early by commands and loads so an
-/// invalid id fails before a handler runs.
+/// invalid id fails before a handler runs. PostgreSQL text holds no NUL, and
+/// the lengths are [`MAX_STREAM_TYPE_BYTES`] and [`MAX_STREAM_ID_BYTES`]; the
+/// same rule on every backend, so a log can move between them.
 pub(crate) fn validate_stream(stream_type: &str, stream_id: &str) -> Result<(), &'static str> {
     if stream_type.is_empty() {
         return Err("the stream type is empty");
@@ -321,11 +363,62 @@ pub(crate) fn validate_stream(stream_type: &str, stream_id: &str) -> Result<(), 
     if stream_id.is_empty() {
         return Err("the stream id is empty");
     }
+    if stream_type.len() > MAX_STREAM_TYPE_BYTES {
+        return Err("the stream type is longer than 255 bytes, the most every store accepts");
+    }
+    if stream_id.len() > MAX_STREAM_ID_BYTES {
+        return Err("the stream id is longer than 1024 bytes, the most every store accepts");
+    }
+    if stream_type.contains('\0') {
+        return Err("the stream type contains a NUL character, which PostgreSQL text cannot hold");
+    }
+    if stream_id.contains('\0') {
+        return Err("the stream id contains a NUL character, which PostgreSQL text cannot hold");
+    }
     Ok(())
 }
 
-/// Checks what every backend must refuse before touching storage.
-pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError> {
+/// An id or name as error messages show it: whole up to 64 bytes, else its
+/// start and its length, so a 1 MiB id never ends up in a log line.
+pub(crate) fn shown(id: &str) -> Shown<'_> {
+    Shown(id)
+}
+
+/// See [`shown`].
+pub(crate) struct Shown<'a>(&'a str);
+
+/// Past this many bytes an id in a message is cut (at a character boundary).
+const SHOWN_BYTES: usize = 64;
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= SHOWN_BYTES {
+            return f.write_str(self.0);
+        }
+        let mut end = SHOWN_BYTES;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{}… ({} bytes)", &self.0[..end], self.0.len())
+    }
+}
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() <= SHOWN_BYTES {
+            return write!(f, "{:?}", self.0);
+        }
+        let mut end = SHOWN_BYTES;
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{:?}… ({} bytes)", &self.0[..end], self.0.len())
+    }
+}
+
+/// Checks what every backend must refuse before touching storage; events
+/// whose payload is over `max_event_bytes` among it.
+pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
         stream_type: request.stream_type.clone(),
         stream_id: request.stream_id.clone(),
@@ -334,11 +427,39 @@ pub(crate) fn validate_append(request: &AppendRequest) -> Result<(), StoreError>
     if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {
         return Err(invalid(reason));
     }
-    if let Some(i) = request.events.iter().position(|e| e.event_type.is_empty()) {
-        return Err(invalid(&format!(
-            "event {} of the append has an empty type name",
-            i + 1
-        )));
+    for (i, e) in request.events.iter().enumerate() {
+        if e.payload.len() > max_event_bytes {
+            return Err(invalid(&format!(
+                "event {} ({}) has a payload of {} bytes, over this store's limit of {max_event_bytes} bytes \
+                 (max_event_bytes; {DEFAULT_MAX_EVENT_BYTES} by default)",
+                i + 1,
+                shown(&e.event_type),
+                e.payload.len()
+            )));
+        }
+        let why = if e.event_type.is_empty() {
+            "has an empty type name"
+        } else if e.event_type.len() > MAX_EVENT_TYPE_BYTES {
+            "has a type name longer than 255 bytes, the most every store accepts"
+        } else if e.event_type.contains('\0') {
+            "has a NUL character in its type name, which PostgreSQL text cannot hold"
+        } else {
+            continue;
+        };
+        return Err(invalid(&format!("event {} of the append {why}", i + 1)));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+
+    /// Every error that wraps a `StoreError` (views, consumers, audit) is
+    /// returned by value; past 128 bytes each of them is a large `Err`.
+    #[test]
+    fn a_store_error_stays_small() {
+        let size = std::mem::size_of::<StoreError>();
+        assert!(size <= 96, "StoreError is {size} bytes");
+    }
 }

@@ -526,18 +526,19 @@ pub(super) async fn step<V: View>(
     shared: Option<&Shared<V>>,
 ) -> Result<usize, ViewError> {
     let from = run.checkpoint + 1;
-    let records = tail
-        .read_after(run.checkpoint)
+    // A corrupt record of a type this view does not fold is stepped over.
+    let batch = tail
+        .read_for(run.checkpoint, |event_type| V::EVENT_TYPES.contains(&event_type))
         .await
         .map_err(|source| ViewError::Log {
             view: V::NAME,
             position: from,
             source,
         })?;
-    let Some(last) = records.last() else {
+    if batch.through == run.checkpoint {
         return Ok(0);
-    };
-    let to = last.position;
+    }
+    let (records, to) = (batch.events, batch.through);
     let want_changes = shared.is_some_and(|s| s.changes.receiver_count() > 0);
     let (rows, changes) = fold_batch::<V>(&*run.table, &records, to, want_changes).await?;
     let commit = Commit {
