@@ -77,17 +77,17 @@ pub const DEFAULT_ENTITY_ID: &str = "test-entity";
 /// # use serde::{Deserialize, Serialize};
 /// # #[derive(Clone, Debug)] pub struct Book { pub nights: u32 }
 /// # #[derive(Event, Serialize, Deserialize, Clone, Debug, PartialEq)]
-/// # pub struct Booked { pub booking: Uuid, pub nights: u32 }
+/// # pub struct StayBooked { pub booking: Uuid, pub nights: u32 }
 /// # #[derive(Default, Clone, Debug, PartialEq)] pub struct Guest { stays: u32 }
 /// # #[entity] impl Guest {
-/// #     #[handle] fn book(&self, cmd: Book, ctx: &Context) -> Booked { Booked { booking: ctx.uuid(), nights: cmd.nights } }
-/// #     #[apply] fn booked(&mut self, _e: &Booked) { self.stays += 1 }
+/// #     #[handle] fn book(&self, cmd: Book, ctx: &Context) -> StayBooked { StayBooked { booking: ctx.uuid(), nights: cmd.nights } }
+/// #     #[apply] fn booked(&mut self, _e: &StayBooked) { self.stays += 1 }
 /// # }
 /// use factum::testkit::given_nothing;
 ///
 /// let scenario = given_nothing::<Guest>().entity_id("guest-7");
 /// let booking = scenario.context().uuid(); // the first uuid the handler draws
-/// scenario.when(Book { nights: 3 }).then([Booked { booking, nights: 3 }.into()]);
+/// scenario.when(Book { nights: 3 }).then([StayBooked { booking, nights: 3 }.into()]);
 /// ```
 #[must_use = "a scenario does nothing until `.when(..)` and `.then(..)`"]
 pub struct Scenario<E: Entity> {
