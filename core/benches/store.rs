@@ -55,7 +55,7 @@ fn one(stream_id: String, expected: u64, codec: Codec) -> AppendRequest {
 fn several(stream_id: String, expected: u64, count: u64, codec: Codec) -> AppendRequest {
     AppendRequest {
         stream_type: "account".into(),
-        stream_id,
+        stream_id: stream_id.into(),
         expected_version: expected,
         events: (0..count).map(|i| event(codec, expected + i)).collect(),
     }
@@ -256,7 +256,7 @@ fn sqlite_load(c: &mut Criterion) {
                 store
                     .append(AppendRequest {
                         stream_type: "account".into(),
-                        stream_id: id.clone(),
+                        stream_id: id.clone().into(),
                         expected_version: chunk * 1000,
                         events,
                     })

@@ -65,7 +65,7 @@ async fn log(codec: Codec) -> Arc<dyn EventStore> {
                         ("bench.scored", codec.encode(&Scored { amount: i % 1000 }))
                     };
                     NewEvent {
-                        event_type: event_type.to_owned(),
+                        event_type: event_type.into(),
                         schema_version: 1,
                         codec,
                         payload: payload.expect("encode"),
@@ -81,8 +81,8 @@ async fn log(codec: Codec) -> Arc<dyn EventStore> {
                 .collect();
             store
                 .append(AppendRequest {
-                    stream_type: "bench".to_owned(),
-                    stream_id: format!("s{s}"),
+                    stream_type: "bench".into(),
+                    stream_id: format!("s{s}").into(),
                     expected_version: round * per_append,
                     events,
                 })
@@ -202,11 +202,11 @@ async fn copy(from: &dyn EventStore, to: &dyn EventStore) {
         next = last.position + 1;
         for r in page {
             to.append(AppendRequest {
-                stream_type: r.stream_type,
-                stream_id: r.stream_id,
+                stream_type: r.stream_type.into(),
+                stream_id: r.stream_id.into(),
                 expected_version: r.version - 1,
                 events: vec![NewEvent {
-                    event_type: r.event_type,
+                    event_type: r.event_type.into(),
                     schema_version: r.schema_version,
                     codec: r.codec,
                     payload: r.payload,

@@ -116,7 +116,7 @@ pub async fn append_many<E: factum::Event>(
     let events = events
         .iter()
         .map(|event| NewEvent {
-            event_type: E::NAME.to_owned(),
+            event_type: E::NAME.into(),
             schema_version: E::VERSION,
             codec: Codec::Json,
             payload: Codec::Json.encode(event).expect("test events encode"),
@@ -131,8 +131,8 @@ pub async fn append_many<E: factum::Event>(
         .collect();
     store
         .append(AppendRequest {
-            stream_type: "test".to_owned(),
-            stream_id: stream.to_owned(),
+            stream_type: "test".into(),
+            stream_id: stream.into(),
             expected_version,
             events,
         })

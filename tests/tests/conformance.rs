@@ -550,7 +550,7 @@ async fn an_invalid_append_is_refused(b: &Backend) {
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     let mut nameless = deposits(codec, "x", [1]);
-    nameless[0].event_type.clear();
+    nameless[0].event_type = "".into();
     let err = store.append(request("ivan", 0, nameless)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Invalid { ref stream_id, .. } if stream_id == "ivan"),

@@ -316,11 +316,11 @@ async fn wait_for_returns_the_runner_error_when_an_event_does_not_decode() {
     append(&*store, "a", 0, &Scored { amount: 1 }).await;
     let poison = store
         .append(AppendRequest {
-            stream_type: "test".to_owned(),
-            stream_id: "a".to_owned(),
+            stream_type: "test".into(),
+            stream_id: "a".into(),
             expected_version: 1,
             events: vec![NewEvent {
-                event_type: <Scored as factum::Event>::NAME.to_owned(),
+                event_type: <Scored as factum::Event>::NAME.into(),
                 schema_version: <Scored as factum::Event>::VERSION,
                 codec: Codec::Json,
                 payload: br#"{"amount":"not a number"}"#.to_vec(),

@@ -431,8 +431,8 @@ impl<E: Entity> EntityRef<E> {
                 });
             }
             let request = AppendRequest {
-                stream_type: E::NAME.to_owned(),
-                stream_id: String::from(&*self.id),
+                stream_type: std::borrow::Cow::Borrowed(E::NAME),
+                stream_id: self.id.clone(),
                 expected_version: slot.version,
                 events: self.encode(
                     &events,
@@ -552,7 +552,7 @@ impl<E: Entity> EntityRef<E> {
                     source,
                 })?;
                 Ok(NewEvent {
-                    event_type: event.name().to_owned(),
+                    event_type: std::borrow::Cow::Borrowed(event.name()),
                     schema_version: event.schema_version(),
                     codec,
                     payload,

@@ -755,7 +755,7 @@ impl Writer {
             let mut by_stream: HashMap<(String, String), usize> = HashMap::new();
             let mut next = Vec::new();
             for p in deferred.drain(..) {
-                let key = (p.request.stream_type.clone(), p.request.stream_id.clone());
+                let key = (p.request.stream_type.to_string(), p.request.stream_id.to_string());
                 match by_stream.get(&key) {
                     None if leaders.len() < self.max_batch => {
                         by_stream.insert(key, leaders.len());
@@ -907,7 +907,7 @@ impl Writer {
                 &self.stored_ids_sql,
                 &[
                     &request.stream_type,
-                    &request.stream_id,
+                    &&*request.stream_id,
                     &sql::int(request.expected_version),
                     &sql::int(actual),
                 ],
@@ -933,7 +933,7 @@ impl Writer {
             .await
             .map_err(|e| backend_error("taking a connection from the pool", e))?;
         let row = client
-            .query_one(&self.version_sql, &[&request.stream_type, &request.stream_id])
+            .query_one(&self.version_sql, &[&request.stream_type, &&*request.stream_id])
             .await
             .map_err(|e| backend_error_for(request, e))?;
         let v: i64 = row.try_get(0).map_err(|e| backend_error_for(request, e))?;
@@ -984,13 +984,13 @@ impl Writer {
             checksum.extend(p.checksums.iter().map(|&c| i64::from(c)));
         }
         for (i, r) in requests.iter().enumerate() {
-            stream_types.push(r.stream_type.as_str());
-            stream_ids.push(r.stream_id.as_str());
+            stream_types.push(&*r.stream_type);
+            stream_ids.push(&*r.stream_id);
             expected.push(sql::int(r.expected_version));
             for (j, e) in r.events.iter().enumerate() {
                 req.push(i as i64 + 1);
                 ord.push(j as i64 + 1);
-                event_type.push(e.event_type.as_str());
+                event_type.push(&*e.event_type);
                 schema_version.push(i64::from(e.schema_version));
                 codec.push(i16::from(e.codec.id()));
                 match e.codec {
@@ -1191,8 +1191,8 @@ fn checksums_of(request: &AppendRequest) -> Result<Vec<u32>, StoreError> {
             Ok(checksum) => checksums.push(checksum),
             Err(_) => {
                 return Err(StoreError::Invalid {
-                    stream_type: request.stream_type.clone(),
-                    stream_id: request.stream_id.clone(),
+                    stream_type: request.stream_type.to_string(),
+                    stream_id: request.stream_id.to_string(),
                     reason: format!(
                         "event {} ({}) has a JSON codec but its payload is not JSON",
                         i + 1,
@@ -1293,8 +1293,8 @@ impl EventStore for PostgresStore {
         validate_append(&request, self.inner.max_event_bytes)?;
         crate::fault::point("append.before")?;
         let invalid = |reason: String| StoreError::Invalid {
-            stream_type: request.stream_type.clone(),
-            stream_id: request.stream_id.clone(),
+            stream_type: request.stream_type.to_string(),
+            stream_id: request.stream_id.to_string(),
             reason,
         };
         if i64::try_from(

@@ -678,14 +678,14 @@ impl Writer {
         request: &AppendRequest,
         pending: &HashMap<(String, String), u64>,
     ) -> Result<u64, StoreError> {
-        let key = (request.stream_type.clone(), request.stream_id.clone());
+        let key = (request.stream_type.to_string(), request.stream_id.to_string());
         if let Some(v) = pending.get(&key) {
             return Ok(*v);
         }
         if let Some(v) = self
             .versions
-            .get(&request.stream_type)
-            .and_then(|s| s.get(&request.stream_id))
+            .get(&*request.stream_type)
+            .and_then(|s| s.get(&*request.stream_id))
         {
             return Ok(*v);
         }
@@ -758,8 +758,8 @@ impl Writer {
     /// Forgets what the caches say about `request`'s stream and the head.
     fn forget_stream(&mut self, request: &AppendRequest) {
         self.next_position = None;
-        if let Some(streams) = self.versions.get_mut(&request.stream_type) {
-            streams.remove(&request.stream_id);
+        if let Some(streams) = self.versions.get_mut(&*request.stream_type) {
+            streams.remove(&*request.stream_id);
         }
     }
 
@@ -830,7 +830,10 @@ impl Writer {
                 let count = request.events.len() as u64;
                 let version = current + count;
                 self.next_position = Some(first_position + count);
-                pending.insert((request.stream_type.clone(), request.stream_id.clone()), version);
+                pending.insert(
+                    (request.stream_type.to_string(), request.stream_id.to_string()),
+                    version,
+                );
                 Ok(Appended {
                     version,
                     first_position,
@@ -1080,8 +1083,8 @@ impl EventStore for SqliteStore {
         .is_err()
         {
             return Err(StoreError::Invalid {
-                stream_type: request.stream_type,
-                stream_id: request.stream_id,
+                stream_type: request.stream_type.into_owned(),
+                stream_id: request.stream_id.to_string(),
                 reason: "the version would exceed the largest SQLite integer".into(),
             });
         }

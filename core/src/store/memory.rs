@@ -3,6 +3,7 @@
 //! Same guarantees as the durable stores while the process lives: atomic
 //! appends, optimistic concurrency, one gap-free global order.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -84,12 +85,13 @@ impl State {
     }
 
     /// Registers an empty stream; the caller checked that it does not exist.
-    fn create_stream(&mut self, stream_type: &str, stream_id: &str) -> usize {
+    fn create_stream(&mut self, stream_type: &str, stream_id: &Arc<str>) -> usize {
         let type_key = match self.index.get_key_value(stream_type) {
             Some((k, _)) => k.clone(),
             None => Arc::from(stream_type),
         };
-        let id_key: Arc<str> = Arc::from(stream_id);
+        // The request's id is the entity cache's: shared, not copied.
+        let id_key = stream_id.clone();
         let i = self.streams.len();
         self.streams.push(Stream {
             stream_type: type_key.clone(),
@@ -106,7 +108,7 @@ struct Stored {
     stream_type: Arc<str>,
     stream_id: Arc<str>,
     version: u64,
-    event_type: String,
+    event_type: Cow<'static, str>,
     schema_version: u32,
     codec: Codec,
     payload: Vec<u8>,
@@ -120,7 +122,7 @@ impl Stored {
             stream_type: self.stream_type.to_string(),
             stream_id: self.stream_id.to_string(),
             version: self.version,
-            event_type: self.event_type.clone(),
+            event_type: self.event_type.to_string(),
             schema_version: self.schema_version,
             codec: self.codec,
             payload: self.payload.clone(),

@@ -13,6 +13,9 @@ mod memory;
 
 pub use memory::MemoryStore;
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -39,8 +42,11 @@ pub struct EventMetadata {
 /// An event ready to append: already encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
-    /// The event's stable type name.
-    pub event_type: String,
+    /// The event's stable type name: borrowed from the code for the events
+    /// commands write (`"bank.deposited".into()`), owned for one read back
+    /// from elsewhere (`record.event_type.into()`), so the command path
+    /// allocates no name.
+    pub event_type: Cow<'static, str>,
     /// The schema version of the payload.
     pub schema_version: u32,
     /// The codec that wrote `payload`.
@@ -53,12 +59,17 @@ pub struct NewEvent {
 
 /// One append: events for one stream, valid only if the stream is at
 /// `expected_version` (0 for a stream that does not exist yet).
+///
+/// The names cost the command path no allocation: the entity type name is
+/// the code's (`Cow::Borrowed` of `Entity::NAME`), the id the entity cache's
+/// shared `Arc<str>`. `"bank_account".into()` and `"acc-1".into()` (or a
+/// `String`'s `.into()`) build them by hand.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendRequest {
     /// The entity type name.
-    pub stream_type: String,
+    pub stream_type: Cow<'static, str>,
     /// The entity id.
-    pub stream_id: String,
+    pub stream_id: Arc<str>,
     /// The version the writer decided against.
     pub expected_version: u64,
     /// The events, in order; versions `expected_version + 1 ..`.
@@ -234,8 +245,8 @@ impl StoreError {
     /// The conflict of `request` with a stream found at `actual`.
     pub(crate) fn conflict(request: &AppendRequest, actual: u64) -> Self {
         StoreError::Conflict {
-            stream_type: request.stream_type.clone(),
-            stream_id: request.stream_id.clone(),
+            stream_type: request.stream_type.to_string(),
+            stream_id: request.stream_id.to_string(),
             expected: request.expected_version,
             actual,
         }
@@ -435,8 +446,8 @@ impl std::fmt::Debug for Shown<'_> {
 /// whose payload is over `max_event_bytes` among it.
 pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     let invalid = |reason: &str| StoreError::Invalid {
-        stream_type: request.stream_type.clone(),
-        stream_id: request.stream_id.clone(),
+        stream_type: request.stream_type.to_string(),
+        stream_id: request.stream_id.to_string(),
         reason: reason.to_owned(),
     };
     if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {
@@ -476,7 +487,10 @@ mod tests {
     fn a_nul_is_found_at_every_place_of_a_name() {
         for len in 1..40 {
             assert!(!super::has_nul(&"a".repeat(len)), "no NUL in {len} bytes");
-            assert!(!super::has_nul(&"\u{80}\u{ff}".repeat(len)), "high bytes are not NUL");
+            assert!(
+                !super::has_nul(&"\u{80}\u{ff}".repeat(len)),
+                "high bytes are not NUL"
+            );
             for at in 0..len {
                 let mut bytes = vec![b'x'; len];
                 bytes[at] = 0;

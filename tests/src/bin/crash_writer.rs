@@ -40,7 +40,7 @@ async fn write_forever(
             .collect::<Result<Vec<_>, _>>()?;
         let request = AppendRequest {
             stream_type: "crash".into(),
-            stream_id: stream.clone(),
+            stream_id: stream.clone().into(),
             expected_version: expected,
             events,
         };
