@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, validate_append,
+    AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, invalid_append,
+    validate_events, validate_stream,
 };
 use crate::codec::Codec;
 
@@ -175,11 +176,19 @@ impl MemoryStore {
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        validate_append(&request, self.inner.max_event_bytes)?;
+        validate_events(&request, self.inner.max_event_bytes)?;
         crate::fault::point("append.before")?;
         let mut guard = self.lock();
         let state = &mut *guard;
         let existing = state.stream(&request.stream_type, &request.stream_id);
+        // A stream found by these exact names was created under them, so they
+        // passed this check then: only a new stream's names are scanned
+        // (~100 instructions per cached command, callgrind).
+        if existing.is_none()
+            && let Err(reason) = validate_stream(&request.stream_type, &request.stream_id)
+        {
+            return Err(invalid_append(&request, reason));
+        }
         let current = existing.map_or(0, |i| state.streams[i].events.len() as u64);
         if current != request.expected_version {
             return Err(StoreError::conflict(&request, current));

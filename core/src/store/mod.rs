@@ -445,23 +445,28 @@ impl std::fmt::Debug for Shown<'_> {
 /// Checks what every backend must refuse before touching storage; events
 /// whose payload is over `max_event_bytes` among it.
 pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
-    let invalid = |reason: &str| StoreError::Invalid {
-        stream_type: request.stream_type.to_string(),
-        stream_id: request.stream_id.to_string(),
-        reason: reason.to_owned(),
-    };
     if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {
-        return Err(invalid(reason));
+        return Err(invalid_append(request, reason));
     }
+    validate_events(request, max_event_bytes)
+}
+
+/// The part of [`validate_append`] about the events, for a store that knows
+/// the stream's names are valid already because it holds that stream
+/// (`MemoryStore` finds streams by their exact names).
+pub(crate) fn validate_events(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     for (i, e) in request.events.iter().enumerate() {
         if e.payload.len() > max_event_bytes {
-            return Err(invalid(&format!(
-                "event {} ({}) has a payload of {} bytes, over this store's limit of {max_event_bytes} bytes \
-                 (max_event_bytes; {DEFAULT_MAX_EVENT_BYTES} by default)",
-                i + 1,
-                shown(&e.event_type),
-                e.payload.len()
-            )));
+            return Err(invalid_append(
+                request,
+                &format!(
+                    "event {} ({}) has a payload of {} bytes, over this store's limit of {max_event_bytes} bytes \
+                     (max_event_bytes; {DEFAULT_MAX_EVENT_BYTES} by default)",
+                    i + 1,
+                    shown(&e.event_type),
+                    e.payload.len()
+                ),
+            ));
         }
         let why = if e.event_type.is_empty() {
             "has an empty type name"
@@ -472,9 +477,21 @@ pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -
         } else {
             continue;
         };
-        return Err(invalid(&format!("event {} of the append {why}", i + 1)));
+        return Err(invalid_append(
+            request,
+            &format!("event {} of the append {why}", i + 1),
+        ));
     }
     Ok(())
+}
+
+/// The refusal of `request` for `reason`.
+pub(crate) fn invalid_append(request: &AppendRequest, reason: &str) -> StoreError {
+    StoreError::Invalid {
+        stream_type: request.stream_type.to_string(),
+        stream_id: request.stream_id.to_string(),
+        reason: reason.to_owned(),
+    }
 }
 
 #[cfg(test)]
