@@ -18,7 +18,7 @@ use crate::codec::CodecError;
 use crate::entity::{Context, Entity};
 use crate::env::Env;
 use crate::event::{DecodeError, EventSet};
-use crate::store::{AppendRequest, EventMetadata, NewEvent, StoreError};
+use crate::store::{AppendNow, AppendRequest, EventMetadata, NewEvent, StoreError};
 use crate::time::Timestamp;
 
 use cache::{Cache, Slot};
@@ -453,7 +453,11 @@ impl<E: Entity> EntityRef<E> {
             // timeout, an aborted task) may have committed, and the next
             // command must not decide against the state from before it.
             slot.fresh = false;
-            let appended = commands.env.store().append(request).await;
+            let store = commands.env.store();
+            let appended = match store.append_now(request) {
+                AppendNow::Done(appended) => appended,
+                AppendNow::Wait(request) => store.append(request).await,
+            };
             if matches!(appended, Err(StoreError::Conflict { .. })) {
                 // Nothing was written: the cached state is as fresh as before (the
                 // conflict branch catches it up from the store).

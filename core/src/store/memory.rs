@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError, invalid_append,
-    validate_events, validate_stream,
+    AppendNow, AppendRequest, Appended, EventMetadata, EventStore, RecordedEvent, Snapshot, StoreError,
+    invalid_append, validate_events, validate_stream,
 };
 use crate::codec::Codec;
 
@@ -173,9 +173,10 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
-impl EventStore for MemoryStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+impl MemoryStore {
+    /// The append itself: nothing in it waits, so `append` and `append_now`
+    /// both run it to the end on the caller's thread.
+    fn append_here(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         validate_events(&request, self.inner.max_event_bytes)?;
         crate::fault::point("append.before")?;
         let mut guard = self.lock();
@@ -244,6 +245,17 @@ impl EventStore for MemoryStore {
             last_position,
             acknowledged: false,
         })
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        self.append_here(request)
+    }
+
+    fn append_now(&self, request: AppendRequest) -> AppendNow {
+        AppendNow::Done(self.append_here(request))
     }
 
     async fn command_events(

@@ -92,6 +92,17 @@ pub struct Appended {
     pub acknowledged: bool,
 }
 
+/// What [`EventStore::append_now`] did with a request.
+#[derive(Debug)]
+pub enum AppendNow {
+    /// The store appended (or refused) at once: the same answer
+    /// [`append`](EventStore::append) would have given.
+    Done(Result<Appended, StoreError>),
+    /// The store must wait to append; nothing was done. Pass the request to
+    /// [`append`](EventStore::append).
+    Wait(AppendRequest),
+}
+
 /// An event as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedEvent {
@@ -280,6 +291,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// When the outcome is unknown (the connection was lost, perhaps after
     /// the commit) the answer is [`StoreError::Backend`], never `Conflict`.
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
+
+    /// [`append`](EventStore::append), finished at once by a store that needs
+    /// to wait on nothing for it (no I/O, no other task): the caller then
+    /// allocates no boxed future, which was ~170 instructions of the ~3,600
+    /// a cached command costs on `MemoryStore` (callgrind). The default hands
+    /// the request back ([`AppendNow::Wait`]) for the caller to `append`; a
+    /// store that answers here must append exactly as `append` would
+    /// (`MemoryStore` runs the same code for both).
+    fn append_now(&self, request: AppendRequest) -> AppendNow {
+        AppendNow::Wait(request)
+    }
 
     /// Events of one stream with `version >= from_version`, at most `limit`, in version order.
     async fn read_stream(
