@@ -552,31 +552,31 @@ impl<E: Entity> EntityRef<E> {
         correlation_id: Uuid,
     ) -> Result<Vec<NewEvent>, CommandError<E::Error>> {
         let codec = self.commands.env.codec();
-        events
-            .iter()
-            .enumerate()
-            .map(|(index, event)| {
-                let payload = event.encode(codec).map_err(|source| CommandError::Encode {
-                    stream_type: E::NAME,
-                    stream_id: String::from(&*self.id),
-                    event_type: event.name(),
-                    source,
-                })?;
-                Ok(NewEvent {
-                    event_type: std::borrow::Cow::Borrowed(event.name()),
-                    schema_version: event.schema_version(),
-                    codec,
-                    payload,
-                    metadata: EventMetadata {
-                        event_id: crate::ids::command_event_id(command_id, fingerprint, index as u64),
-                        recorded_at: now,
-                        command_id,
-                        causation_id,
-                        correlation_id,
-                    },
-                })
-            })
-            .collect()
+        // Sized to the events up front: collecting through `Result` starts
+        // from a size hint of 0 and allocates room for four `NewEvent`s.
+        let mut out = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let payload = event.encode(codec).map_err(|source| CommandError::Encode {
+                stream_type: E::NAME,
+                stream_id: String::from(&*self.id),
+                event_type: event.name(),
+                source,
+            })?;
+            out.push(NewEvent {
+                event_type: std::borrow::Cow::Borrowed(event.name()),
+                schema_version: event.schema_version(),
+                codec,
+                payload,
+                metadata: EventMetadata {
+                    event_id: crate::ids::command_event_id(command_id, fingerprint, index as u64),
+                    recorded_at: now,
+                    command_id,
+                    causation_id,
+                    correlation_id,
+                },
+            });
+        }
+        Ok(out)
     }
 
     /// The current state, brought up to date with the store first.
