@@ -423,7 +423,7 @@ fn has_nul(text: &str) -> bool {
     words
         .map(|w| u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]))
         .any(|w| w.wrapping_sub(LOW) & !w & HIGH != 0)
-        || tail.iter().any(|&b| b == 0)
+        || tail.contains(&0)
 }
 
 /// An id or name as error messages show it: whole up to 64 bytes, else its
