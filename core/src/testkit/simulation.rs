@@ -8,10 +8,13 @@
 //!   fault come from the run's seed. A fault is decided by hashing the seed
 //!   with the place it strikes (the instance, step, sequence number, attempt
 //!   and call, or the timer, or the operation's command) and the app's
-//!   incarnation, so it does not depend on the order tasks happen to run in;
-//!   on a current-thread runtime (`#[tokio::test]`'s default) the tasks' order
-//!   is the same in a replay too, and [`Simulation::seed`] with
-//!   [`runs(1)`](Simulation::runs) replays a failing run's fault trace.
+//!   incarnation, so it does not depend on the order tasks happen to run in.
+//!   That order is the runtime's: run the simulation on a current-thread
+//!   runtime (`#[tokio::test]`'s default), where it repeats in practice, and
+//!   [`Simulation::seed`] with [`runs(1)`](Simulation::runs) replays a
+//!   failing run's fault trace (`tests/tests/simulation.rs` checks the
+//!   replay). It is not a proof: tokio's `select!` picks among ready
+//!   branches at random, so two tasks racing at one instant may swap.
 //! - **Crashes lose what a crash loses.** A crash strikes inside a step's
 //!   attempt — before it runs, after any of its entity calls, or after its
 //!   effects and before its result is recorded. The attempt stops there for
