@@ -42,9 +42,18 @@ pub struct AppBuilder {
     views: ViewSettings,
     timers: TimerSettings,
     consumers: ConsumerSettings,
+    /// The test kit's simulation: its fault plan, for the workflow and timer runners.
+    faults: Option<Arc<dyn crate::inject::Faults>>,
 }
 
 impl AppBuilder {
+    /// Installs the simulation's fault plan (the test kit's [`Simulation`](crate::testkit::Simulation)).
+    pub(crate) fn faults(mut self, faults: Arc<dyn crate::inject::Faults>) -> Self {
+        self.timers.faults = Some(faults.clone());
+        self.faults = Some(faults);
+        self
+    }
+
     /// Where timers are kept (default: beside a memory log, in memory; beside
     /// the SQLite file of [`sqlite`](AppBuilder::sqlite), in that file; any
     /// other log needs one, e.g. a `PostgresTimerStore` in the events' schema).
@@ -185,7 +194,7 @@ impl AppBuilder {
         App {
             inner: Arc::new(Inner {
                 consumers: Consumers::new(env.clone(), commands.clone(), timers.clone(), self.consumers),
-                workflows: Workflows::new(env.clone(), commands.clone(), timers.clone()),
+                workflows: Workflows::new(env.clone(), commands.clone(), timers.clone(), self.faults),
                 timers,
                 commands,
                 views: Views::new(env.clone(), self.views),
@@ -217,6 +226,7 @@ impl App {
             views: ViewSettings::default(),
             timers: TimerSettings::default(),
             consumers: ConsumerSettings::default(),
+            faults: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod env;
 pub mod event;
 pub mod fault;
 pub mod ids;
+mod inject;
 #[cfg(feature = "nats")]
 pub mod nats;
 #[cfg(feature = "postgres")]

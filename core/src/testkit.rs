@@ -1,5 +1,7 @@
 //! Given / when / then for entities, with a fixed clock and seed; views
-//! folded from given events; virtual time for timers and workflows ([`VirtualTime`]).
+//! folded from given events; virtual time for timers and workflows
+//! ([`VirtualTime`]); and the whole-app [simulation](simulate), with
+//! crashes, duplicate deliveries and step failures on a seeded schedule.
 //!
 //! ```
 //! # use factum::prelude::*;
@@ -33,6 +35,7 @@
 //! event's shape with a committed lock file (see the [`lock`] module).
 
 pub mod lock;
+mod simulation;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -49,6 +52,9 @@ use crate::view::View;
 use crate::workflow::{Status, Workflow, WorkflowRef};
 
 pub use lock::{EventLockError, LockProblem, check_event_lock, update_event_lock};
+pub use simulation::{
+    Check, MAX_DRAIN_ADVANCES, Problem, Simulation, SimulationFailure, SimulationReport, Turn, simulate,
+};
 
 /// The time a scenario's command sees unless [`Scenario::at`] says otherwise:
 /// 2026-01-01T00:00:00Z.

@@ -211,6 +211,13 @@ impl Progress {
         self.stopped.send_replace(true);
     }
 
+    /// Resolves once the process has stopped.
+    pub(crate) async fn wait_stopped(&self) {
+        let mut stopped = self.stopped.subscribe();
+        // An error means the sender is gone: stopped too.
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     /// Waits until the process has handled the log up to `position`.
     ///
     /// Gives up with [`WaitError::Failing`] once this node's runner has failed

@@ -128,6 +128,8 @@ type Registration = Box<dyn FnOnce(&Decoders) + Send>;
 pub(crate) struct TimerSettings {
     pub(crate) store: Option<Arc<dyn TimerStore>>,
     pub(crate) registrations: Vec<Registration>,
+    /// The simulation's fault plan, when the test kit runs one.
+    pub(crate) faults: Option<Arc<dyn crate::inject::Faults>>,
 }
 
 impl TimerSettings {
@@ -209,6 +211,7 @@ struct Shared {
     sleeping_until: AtomicI64,
     /// Counts the runner's sweeps (and a follower's refreshes), for `wait_idle`.
     sweeps: watch::Sender<u64>,
+    faults: Option<Arc<dyn crate::inject::Faults>>,
 }
 
 /// A pending timer, as [`Timers::pending`] lists it.
@@ -303,6 +306,7 @@ impl Timers {
                 wake: Notify::new(),
                 sleeping_until: AtomicI64::new(AWAKE),
                 sweeps: watch::channel(0).0,
+                faults: settings.faults,
             };
             for register in settings.registrations {
                 register(&shared.decoders);
@@ -483,6 +487,19 @@ impl Timers {
             .recent_firings(limit)
             .await
             .map_err(TimerError::store("listing recent firings"))
+    }
+
+    /// A handle that resolves once this node's runner has stopped (after the app is dropped).
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self
+            .shared
+            .clone()
+            .filter(|_| self.started.load(Ordering::SeqCst));
+        async move {
+            if let Some(shared) = shared {
+                shared.progress.wait_stopped().await;
+            }
+        }
     }
 
     /// Where the runner stands on this node.
@@ -779,7 +796,18 @@ async fn fire_one(shared: &Shared, timer: StoredTimer) -> Settlement {
     let command_id = crate::ids::timer_command_id(&timer.name, timer.due, timer.schedule_id);
     let fired_at = shared.env.clock().now();
     let (outcome, after) = match shared.decoders.get(&timer.entity_type, &timer.command_type) {
-        Some(decoder) => decoder.fire(&shared.commands, &timer, command_id).await,
+        Some(decoder) => {
+            let first = decoder.fire(&shared.commands, &timer, command_id).await;
+            let site = crate::inject::Site::TimerFired { name: &timer.name };
+            match crate::inject::at(shared.faults.as_ref(), site) {
+                // Fired again before the firing is recorded, as after a crash
+                // at this point: the same command id, so the store answers.
+                crate::inject::Injection::Duplicate => {
+                    decoder.fire(&shared.commands, &timer, command_id).await
+                }
+                _ => first,
+            }
+        }
         None => (
             FiringOutcome::Failed {
                 error: format!(

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::command::{CommandError, Commands, Committed, SendOptions};
 use crate::entity::Entity;
+use crate::inject::{self, Faults, Injection, Site};
 use crate::time::Timestamp;
 use crate::timer::{TimerError, Timers};
 
@@ -32,6 +33,8 @@ pub struct StepContext {
     pub(crate) timers: Arc<Timers>,
     pub(crate) calls: AtomicU64,
     pub(crate) correlation_id: Uuid,
+    /// The simulation's fault plan, when the test kit runs one.
+    pub(crate) faults: Option<Arc<dyn Faults>>,
 }
 
 impl std::fmt::Debug for StepContext {
@@ -93,16 +96,37 @@ impl StepContext {
         entity_id: &str,
         command: impl Into<E::Command>,
     ) -> Result<Committed<E>, CommandError<E::Error>> {
+        let call = self.calls.load(Ordering::SeqCst);
         let command_id = self.next_command_id();
         let options = SendOptions {
             command_id: Some(command_id),
             causation_id: None,
             correlation_id: Some(self.correlation_id),
         };
-        self.commands
-            .entity::<E>(entity_id)
-            .send_with(command, options)
-            .await
+        let entity = self.commands.entity::<E>(entity_id);
+        let command = command.into();
+        // Only a simulation re-sends a call: keep the command for it then.
+        let duplicate = self.faults.is_some().then(|| command.clone());
+        let answer = entity.send_with(command, options).await;
+        let site = inject::Attempt {
+            workflow: self.workflow,
+            id: &self.id,
+            step: &self.step,
+            seq: self.seq,
+            attempt: self.attempt,
+        };
+        match (
+            inject::at(self.faults.as_ref(), Site::StepCall(site, call)),
+            duplicate,
+        ) {
+            (Injection::Crash, _) => {
+                inject::halt().await;
+                answer
+            }
+            // Re-sent under the same id: the store answers with the first call's outcome.
+            (Injection::Duplicate, Some(command)) => entity.send_with(command, options).await,
+            _ => answer,
+        }
     }
 
     /// Schedules a durable timer (see [`Timers::schedule`]).

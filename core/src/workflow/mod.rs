@@ -54,6 +54,12 @@
 //!   `on_cancel`, a cancel ends the instance at once (a step in flight is
 //!   stopped); without `on_timeout`, the timeout fails it.
 //!
+//! The test kit drives workflows on virtual time
+//! ([`VirtualTime::settle`](crate::testkit::VirtualTime::settle)), injects
+//! step failures ([`Workflows::fail_step`]), and runs a whole app under
+//! seeded crashes, duplicate deliveries and failures with invariants checked
+//! throughout ([`testkit::simulate`](crate::testkit::simulate)).
+//!
 //! Limits of this version: the runner (and every node's index) reads the log
 //! from its start when the process starts, so startup time grows with the
 //! log; a signal is accepted only while the instance is paused; a step with

@@ -31,6 +31,7 @@ use super::{Status, StatusKind, StepRef, Workflow, WorkflowRejection};
 use crate::command::{CommandError, Commands, Committed, LoadError, Recorded, SendOptions};
 use crate::env::Env;
 use crate::event::{DecodeError, EventSet};
+use crate::inject::{self, Faults, Injection, Site};
 use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, supervise};
 use crate::store::{RecordedEvent, StoreError};
 use crate::time::Timestamp;
@@ -273,9 +274,18 @@ async fn run_attempt<W: Workflow>(
             tracing::error!(workflow = W::NAME, %id, %step, %error, "arming a step's timeout failed");
         }
     }
-    let outcome = if shared.injected(W::NAME, &id, &step, attempt) {
-        Err(format!("injected failure of step `{step}`, attempt {attempt}"))
-    } else {
+    let site = inject::Attempt {
+        workflow: W::NAME,
+        id: &id,
+        step: &step,
+        seq,
+        attempt,
+    };
+    let start = inject::at(shared.faults.as_ref(), Site::StepStart(site));
+    if start == Injection::Crash {
+        return inject::halt().await;
+    }
+    let run_once = || async {
         let state = instance.state().cloned().unwrap_or_default();
         let ctx = StepContext {
             workflow: W::NAME,
@@ -288,6 +298,7 @@ async fn run_attempt<W: Workflow>(
             timers: shared.timers.clone(),
             calls: AtomicU64::new(0),
             correlation_id: crate::ids::workflow_command_id(W::NAME, &id, "", 0, 0),
+            faults: shared.faults.clone(),
         };
         let run = state.run_step(&step, &ctx, &instance.core.input);
         match crate::unwind::Guarded::new(run).await {
@@ -296,8 +307,28 @@ async fn run_attempt<W: Workflow>(
             Err(panic) => Err(format!("the step panicked: {panic}")),
         }
     };
+    let mut outcome = if shared.injected(W::NAME, &id, &step, attempt) {
+        Err(format!("injected failure of step `{step}`, attempt {attempt}"))
+    } else if start == Injection::Fail {
+        Err(format!(
+            "simulated failure of step `{step}` before it ran, attempt {attempt}"
+        ))
+    } else {
+        run_once().await
+    };
     // The step's effects happened; its result is not recorded yet.
     let _ = crate::fault::point("workflow.step.after");
+    match inject::at(shared.faults.as_ref(), Site::StepAfter(site)) {
+        Injection::Crash => return inject::halt().await,
+        // A re-delivery: the step runs again, and the second run's result is recorded.
+        Injection::Duplicate if outcome.is_ok() => outcome = run_once().await,
+        Injection::Fail if outcome.is_ok() => {
+            outcome = Err(format!(
+                "simulated failure of step `{step}` after its effects, attempt {attempt}"
+            ))
+        }
+        _ => {}
+    }
     // From here on the task finishes on its own: stopping it mid-send would
     // only leave the result to be recorded by a re-run.
     recording.store(true, Ordering::SeqCst);
@@ -383,6 +414,8 @@ pub(crate) struct Shared {
     deadlines: Mutex<HashMap<Key, Timestamp>>,
     slots: Arc<Semaphore>,
     steps_run: AtomicU64,
+    /// The simulation's fault plan, when the test kit runs one.
+    faults: Option<Arc<dyn Faults>>,
 }
 
 impl Shared {
@@ -581,7 +614,12 @@ impl std::fmt::Debug for Workflows {
 }
 
 impl Workflows {
-    pub(crate) fn new(env: Env, commands: Arc<Commands>, timers: Arc<Timers>) -> Self {
+    pub(crate) fn new(
+        env: Env,
+        commands: Arc<Commands>,
+        timers: Arc<Timers>,
+        faults: Option<Arc<dyn Faults>>,
+    ) -> Self {
         let drivers: HashMap<&'static str, Arc<dyn Driver>> =
             super::registered().map(|r| (r.name, (r.driver)())).collect();
         // A program with no workflow linked in, or an app without a timer
@@ -601,6 +639,7 @@ impl Workflows {
                 deadlines: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(STEPS_IN_FLIGHT)),
                 steps_run: AtomicU64::new(0),
+                faults,
             }),
             started: AtomicBool::new(false),
             alive: watch::channel(()).0,
@@ -700,6 +739,42 @@ impl Workflows {
     /// The position of the log this node's index has read through.
     pub fn checkpoint(&self) -> u64 {
         self.shared.progress.checkpoint()
+    }
+
+    /// Waits until no instance has an attempt to run, as of the log's head
+    /// (the simulation's moment to check invariants or move the time): every
+    /// one is paused, over, or waits for a retry's timer.
+    pub(crate) async fn wait_quiet(&self) -> Result<(), WorkflowWaitError> {
+        self.start();
+        let head = self.shared.env.store().head().await?;
+        self.shared.progress.wait_for(head).await?;
+        loop {
+            let checkpoint = self.shared.progress.checkpoint();
+            let busy = {
+                let index = self.shared.index.read().unwrap_or_else(|e| e.into_inner());
+                index.values().any(|m| m.values().any(|c| c.runnable().is_some()))
+            };
+            if !busy {
+                return Ok(());
+            }
+            self.shared.progress.wait_for(checkpoint + 1).await?;
+        }
+    }
+
+    /// The simulation's crash: stops every attempt this node runs, at once.
+    pub(crate) fn halt(&self) {
+        self.shared.abort_all();
+    }
+
+    /// A handle that resolves once this node's runner has stopped (after the app is dropped).
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        let started = self.started.load(Ordering::SeqCst);
+        async move {
+            if started {
+                shared.progress.wait_stopped().await;
+            }
+        }
     }
 }
 
