@@ -31,7 +31,7 @@ use super::{Status, StatusKind, StepRef, Workflow, WorkflowRejection};
 use crate::command::{CommandError, Commands, Committed, LoadError, Recorded, SendOptions};
 use crate::env::Env;
 use crate::event::{DecodeError, EventSet};
-use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, supervise};
+use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, Runners};
 use crate::store::{RecordedEvent, StoreError};
 use crate::time::Timestamp;
 use crate::timer::{TimerError, Timers};
@@ -568,8 +568,9 @@ impl Shared {
 pub struct Workflows {
     shared: Arc<Shared>,
     started: AtomicBool,
-    /// Dropped with the app: the runner sees the channel close and stops.
-    alive: watch::Sender<()>,
+    /// The runners' tasks and their stop signal: dropped with the app, or
+    /// stopped by [`App::shutdown`](crate::App::shutdown).
+    runners: Runners,
 }
 
 impl std::fmt::Debug for Workflows {
@@ -603,12 +604,19 @@ impl Workflows {
                 steps_run: AtomicU64::new(0),
             }),
             started: AtomicBool::new(false),
-            alive: watch::channel(()).0,
+            runners: Runners::default(),
         };
         if eager {
             workflows.start();
         }
         workflows
+    }
+
+    /// Stops the runner (it exits between batches) and waits until it has;
+    /// it does not start again in this app.
+    pub(crate) async fn stop(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        self.runners.stop().await;
     }
 
     /// Spawns the runner once, when called inside a tokio runtime.
@@ -617,12 +625,12 @@ impl Workflows {
             return;
         }
         let tail = Tail::new(self.shared.env.store().clone(), BATCH);
-        tokio::spawn(supervise(Runner {
+        self.runners.spawn(Runner {
             shared: self.shared.clone(),
-            alive: self.alive.subscribe(),
+            alive: self.runners.alive(),
             tail,
             checkpoint: 0,
-        }));
+        });
     }
 
     /// The instance `id` of workflow `W` (cheap; nothing is read until used).
