@@ -399,6 +399,42 @@ impl App {
     pub async fn rebuild_view(&self, name: &str) -> Result<(), ViewError> {
         self.inner.views.rebuild(name).await
     }
+
+    /// Shuts this app down cleanly, and returns once it has.
+    ///
+    /// Every runner this app started stops and is waited for: workflows
+    /// first (a step in flight is stopped; it runs again on the next start,
+    /// and its entity calls carry the same command ids, so their effect stays
+    /// once), then consumers, then timers, then views. A runner stops between
+    /// batches, so what it handled is committed with its checkpoint and the
+    /// next start reads on from there; a runner waiting out a failure's
+    /// one-second retry stops when that wait ends. Nothing acknowledged is
+    /// lost either way: a command's events are durable when `send` returns.
+    ///
+    /// Then this handle is dropped. The store (on SQLite: the file, its
+    /// writer thread and its connections) closes when the last clone of the
+    /// app is gone, so drop the others first; clones still work meanwhile
+    /// (commands, queries), but their runners no longer follow the log.
+    /// A NATS producer is stopped by dropping its handle.
+    ///
+    /// ```rust,standalone_crate
+    /// # use factum::prelude::*;
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let app = App::open(dir.path().join("shop.db")).await?;
+    /// // … serve until told to stop, e.g. on `tokio::signal::ctrl_c()` …
+    /// app.shutdown().await; // runners stopped, the file closed
+    /// let again = App::open(dir.path().join("shop.db")).await?; // opens at once: nothing is left holding it
+    /// # drop(again); Ok(()) }
+    /// ```
+    pub async fn shutdown(self) {
+        let inner = &self.inner;
+        inner.workflows.stop().await;
+        inner.consumers.stop().await;
+        inner.timers.stop().await;
+        inner.views.stop().await;
+        drop(self);
+    }
 }
 
 /// The timer table in the events' SQLite file, its error as the store's.

@@ -19,7 +19,7 @@ use super::memory::MemoryConsumerStore;
 use super::{Consumer, ConsumerContext, ConsumerError, Handled, is_valid_consumer_name, registered};
 use crate::command::Commands;
 use crate::env::Env;
-use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, supervise};
+use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, Runners};
 use crate::store::RecordedEvent;
 use crate::time::Timestamp;
 use crate::timer::Timers;
@@ -68,8 +68,9 @@ pub struct Consumers {
     store: Option<Arc<dyn ConsumerStore>>,
     batch: usize,
     running: Mutex<HashMap<&'static str, Arc<Shared>>>,
-    /// Dropped with the app: the runners see the channel close and stop.
-    alive: watch::Sender<()>,
+    /// The runners' tasks and their stop signal: dropped with the app, or
+    /// stopped by [`App::shutdown`](crate::App::shutdown).
+    runners: Runners,
 }
 
 impl std::fmt::Debug for Consumers {
@@ -100,8 +101,14 @@ impl Consumers {
             store,
             batch: settings.batch.max(1),
             running: Mutex::new(HashMap::new()),
-            alive: watch::channel(()).0,
+            runners: Runners::default(),
         }
+    }
+
+    /// Stops every consumer's runner (each exits between batches, its
+    /// checkpoint committed) and waits until they have.
+    pub(crate) async fn stop(&self) {
+        self.runners.stop().await;
     }
 
     /// Where checkpoints and dead letters are kept, or [`ConsumerError::NoStore`].
@@ -185,10 +192,10 @@ impl Consumers {
             tail: Tail::new(self.env.store().clone(), self.batch),
             commands: self.commands.clone(),
             timers: self.timers.clone(),
-            alive: self.alive.subscribe(),
+            alive: self.runners.alive(),
             open: HashSet::new(),
         };
-        tokio::spawn(supervise(runner));
+        self.runners.spawn(runner);
         Ok(ConsumerHandle { shared })
     }
 

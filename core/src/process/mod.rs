@@ -19,9 +19,11 @@
 //! checkpoint commits with its effects (a view commits rows and checkpoint in
 //! one transaction; that atomicity is the view's, not this layer's).
 
+mod runners;
 mod supervisor;
 mod tail;
 
+pub(crate) use runners::Runners;
 pub(crate) use supervisor::{Led, Process, supervise};
 pub use tail::{Batch, Subscription, Tail};
 

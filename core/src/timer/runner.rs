@@ -27,7 +27,7 @@ use super::{MAX_NAME, MAX_PAYLOAD, TimerError, command_type_name, decoder_key};
 use crate::command::{CommandError, Commands, SendOptions};
 use crate::entity::Entity;
 use crate::env::Env;
-use crate::process::{FAILURES_BEFORE_WAIT_FAILS, Failure, Lease, Led, Process, Progress, supervise};
+use crate::process::{FAILURES_BEFORE_WAIT_FAILS, Failure, Lease, Led, Process, Progress, Runners};
 use crate::time::Timestamp;
 
 /// The most timers one sweep reads and settles in one store transaction.
@@ -277,8 +277,9 @@ pub struct Timers {
     shared: Option<Arc<Shared>>,
     backend: &'static str,
     started: AtomicBool,
-    /// Dropped with the app: the runner sees the channel close and stops.
-    alive: watch::Sender<()>,
+    /// The runners' tasks and their stop signal: dropped with the app, or
+    /// stopped by [`App::shutdown`](crate::App::shutdown).
+    runners: Runners,
 }
 
 impl std::fmt::Debug for Timers {
@@ -317,7 +318,7 @@ impl Timers {
             shared,
             backend,
             started: AtomicBool::new(false),
-            alive: watch::channel(()).0,
+            runners: Runners::default(),
         };
         timers.start();
         timers
@@ -331,16 +332,22 @@ impl Timers {
         Ok(shared)
     }
 
+    /// Stops the runner (it exits between batches) and waits until it has;
+    /// one started later in this app exits at once.
+    pub(crate) async fn stop(&self) {
+        self.runners.stop().await;
+    }
+
     /// Spawns the runner once, when called inside a tokio runtime.
     fn start(&self) {
         let Some(shared) = &self.shared else { return };
         if tokio::runtime::Handle::try_current().is_err() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
-        tokio::spawn(supervise(Runner {
+        self.runners.spawn(Runner {
             shared: shared.clone(),
-            alive: self.alive.subscribe(),
-        }));
+            alive: self.runners.alive(),
+        });
     }
 
     /// Where the timers are kept, or [`TimerError::NoStore`].

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::backend::{Commit, TableId, TableState, ViewStore, ViewStoreError, ViewTable};
 use super::fold::fold_batch;
@@ -20,7 +20,7 @@ use super::memory::MemoryViewStore;
 use super::reader::{Shared, ViewHandle, ViewReader};
 use super::{View, ViewError, ViewRegistration, registered};
 use crate::env::Env;
-use crate::process::{Lease, Led, Process, Progress, Tail, supervise};
+use crate::process::{Lease, Led, Process, Progress, Runners, Tail};
 
 /// The future [`ViewRegistration::start`](super::ViewRegistration) returns.
 pub type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ViewError>> + Send + 'a>>;
@@ -81,6 +81,9 @@ pub struct Views {
     store: Arc<dyn ViewStore>,
     batch: usize,
     running: Mutex<HashMap<&'static str, RunningView>>,
+    /// The runners' tasks and their stop signal: dropped with the app, or
+    /// stopped by [`App::shutdown`](crate::App::shutdown).
+    runners: Runners,
 }
 
 impl std::fmt::Debug for Views {
@@ -99,7 +102,15 @@ impl Views {
             store: settings.store.unwrap_or_else(|| Arc::new(MemoryViewStore::new())),
             batch: settings.batch.max(1),
             running: Mutex::new(HashMap::new()),
+            runners: Runners::default(),
         }
+    }
+
+    /// Stops every view's runner (each exits between batches, its rows and
+    /// checkpoint committed together) and waits until they have. The views
+    /// still answer queries from their tables; they no longer follow the log.
+    pub(crate) async fn stop(&self) {
+        self.runners.stop().await;
     }
 
     /// Where the views keep their rows.
@@ -266,9 +277,10 @@ impl Views {
             store,
             shared,
             control: control_rx,
+            alive: self.runners.alive(),
             pending: Vec::new(),
         };
-        tokio::spawn(supervise(runner));
+        self.runners.spawn(runner);
         Ok(())
     }
 }
@@ -296,6 +308,8 @@ struct Runner<V: View> {
     store: Arc<dyn ViewStore>,
     shared: Arc<Shared<V>>,
     control: mpsc::UnboundedReceiver<Control>,
+    /// Closes when the app stops its runners.
+    alive: watch::Receiver<()>,
     pending: Vec<oneshot::Sender<Result<(), ViewError>>>,
 }
 
@@ -312,7 +326,7 @@ impl<V: View> Process for Runner<V> {
     }
 
     fn is_closed(&self) -> bool {
-        self.control.is_closed()
+        self.control.is_closed() || self.alive.has_changed().is_err()
     }
 
     /// A newer binary's table is active: do not even contend for the lease
@@ -448,6 +462,9 @@ impl<V: View> Runner<V> {
         }
 
         loop {
+            if self.alive.has_changed().is_err() {
+                return Ok(Led::Exit);
+            }
             if lease.is_lost() {
                 return Ok(Led::LeaseLost);
             }
@@ -512,6 +529,7 @@ impl<V: View> Runner<V> {
                         }
                         None => return Ok(Led::Exit),
                     },
+                    _ = self.alive.changed() => return Ok(Led::Exit),
                 }
             }
         }

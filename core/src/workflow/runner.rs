@@ -32,7 +32,7 @@ use crate::command::{CommandError, Commands, Committed, LoadError, Recorded, Sen
 use crate::env::Env;
 use crate::event::{DecodeError, EventSet};
 use crate::inject::{self, Faults, Injection, Site};
-use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, supervise};
+use crate::process::{Failure, Lease, Led, Process, Progress, Runners, Tail, WaitError};
 use crate::store::{RecordedEvent, StoreError};
 use crate::time::Timestamp;
 use crate::timer::{TimerError, Timers};
@@ -601,8 +601,9 @@ impl Shared {
 pub struct Workflows {
     shared: Arc<Shared>,
     started: AtomicBool,
-    /// Dropped with the app: the runner sees the channel close and stops.
-    alive: watch::Sender<()>,
+    /// The runners' tasks and their stop signal: dropped with the app, or
+    /// stopped by [`App::shutdown`](crate::App::shutdown).
+    runners: Runners,
 }
 
 impl std::fmt::Debug for Workflows {
@@ -642,12 +643,18 @@ impl Workflows {
                 faults,
             }),
             started: AtomicBool::new(false),
-            alive: watch::channel(()).0,
+            runners: Runners::default(),
         };
         if eager {
             workflows.start();
         }
         workflows
+    }
+
+    /// Stops the runner (it exits between batches) and waits until it has;
+    /// one started later in this app exits at once.
+    pub(crate) async fn stop(&self) {
+        self.runners.stop().await;
     }
 
     /// Spawns the runner once, when called inside a tokio runtime.
@@ -656,12 +663,12 @@ impl Workflows {
             return;
         }
         let tail = Tail::new(self.shared.env.store().clone(), BATCH);
-        tokio::spawn(supervise(Runner {
+        self.runners.spawn(Runner {
             shared: self.shared.clone(),
-            alive: self.alive.subscribe(),
+            alive: self.runners.alive(),
             tail,
             checkpoint: 0,
-        }));
+        });
     }
 
     /// The instance `id` of workflow `W` (cheap; nothing is read until used).

@@ -9,7 +9,7 @@
 //! decode and 10,000 pointer copies, not 10,000 clones.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, Item, ItemImpl, Type};
@@ -61,8 +61,51 @@ pub(crate) fn attribute(args: TokenStream, input: TokenStream) -> TokenStream {
     crate::expand::emit(cx.check(), rule_errors, || expand(&view), || fallback(&view))
 }
 
-fn stripped(item: &ItemImpl) -> ItemImpl {
-    crate::expand::stripped(item, is_on)
+/// The user's block without the `#[on]` markers. A parameter that only the
+/// key expression reads (`#[on(key = e.room)] fn booked(&mut self, e: &Booked)`
+/// with a body that ignores `e`) is used, though rustc sees only the body:
+/// such a handler starts with `let _ = &e;`, so no unused-variable warning
+/// points at it.
+fn stripped(view: &View) -> ItemImpl {
+    let mut item = crate::expand::stripped(view.item, is_on);
+    for on in &view.handlers {
+        let Some(key) = on.key.as_ref().or(on.keys.as_ref()) else {
+            continue;
+        };
+        let key = key.to_token_stream();
+        let read: Vec<&Ident> = [(on.event_binding(), "e"), (on.meta_binding(), "meta")]
+            .into_iter()
+            .filter_map(|(binding, alias)| {
+                let binding = binding?;
+                (mentions(&key, &binding.to_string()) || mentions(&key, alias)).then_some(binding)
+            })
+            .collect();
+        if read.is_empty() {
+            continue;
+        }
+        let name = &on.method.sig.ident;
+        for impl_item in &mut item.items {
+            if let syn::ImplItem::Fn(method) = impl_item
+                && method.sig.ident == *name
+            {
+                let uses: Vec<syn::Stmt> = read
+                    .iter()
+                    .map(|binding| syn::parse_quote!(let _ = &#binding;))
+                    .collect();
+                method.block.stmts.splice(0..0, uses);
+            }
+        }
+    }
+    item
+}
+
+/// Whether `tokens` contain the identifier `name` anywhere (groups included).
+fn mentions(tokens: &TokenStream, name: &str) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == name,
+        proc_macro2::TokenTree::Group(group) => mentions(&group.stream(), name),
+        _ => false,
+    })
 }
 
 /// One `#[on]` method with its event type and the variant of `__Routed` that
@@ -78,7 +121,7 @@ fn expand(view: &View) -> TokenStream {
     let Some(ident) = view.ident else {
         return fallback(view);
     };
-    let item = stripped(view.item);
+    let item = stripped(view);
     let handlers: Vec<Routed> = view
         .handlers
         .iter()
@@ -171,7 +214,7 @@ fn expand(view: &View) -> TokenStream {
 /// generated `find_by_<field>` elsewhere do not fail a second time. No stub
 /// where the impl itself is the mistake (a trait impl, a generic or unnamed type).
 fn fallback(view: &View) -> TokenStream {
-    let item = stripped(view.item);
+    let item = stripped(view);
     let generics = &view.item.generics;
     let generic = !generics.params.is_empty()
         || generics.where_clause.is_some()
