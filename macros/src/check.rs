@@ -11,9 +11,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Data, FnArg, Ident, ImplItemFn, Type};
 
-use crate::ast::{
-    Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, Output, View, type_ident,
-};
+use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, Output, View, type_ident};
 use crate::ctxt::Ctxt;
 
 mod workflow;

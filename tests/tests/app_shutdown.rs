@@ -37,7 +37,11 @@ async fn shutdown_stops_every_runner_keeps_their_work_and_closes_the_file() {
     let app = App::open(&db).await.expect("open");
     app.start_view::<AccountSummary>().await.expect("view");
     let summary = app.view::<AccountSummary>();
-    let consumer = app.consumers().start(Count(seen.clone())).await.expect("consumer");
+    let consumer = app
+        .consumers()
+        .start(Count(seen.clone()))
+        .await
+        .expect("consumer");
     let account = app.entity::<Account>("acc-1");
     account
         .send(Open { owner: "ada".into() })
@@ -45,11 +49,18 @@ async fn shutdown_stops_every_runner_keeps_their_work_and_closes_the_file() {
         .expect("open account");
     let mut last = 0;
     for _ in 0..20 {
-        last = account.send(Deposit { amount: 5 }).await.expect("deposit").position;
+        last = account
+            .send(Deposit { amount: 5 })
+            .await
+            .expect("deposit")
+            .position;
     }
     summary.wait_for(last).await.expect("view caught up");
     consumer.wait_for(last).await.expect("consumer caught up");
-    assert!(wal(&db).exists(), "an open SQLite file in WAL mode has its -wal file");
+    assert!(
+        wal(&db).exists(),
+        "an open SQLite file in WAL mode has its -wal file"
+    );
 
     // Only the app itself is left: when `shutdown` returns, every runner has
     // exited and let go of the store, so nothing holds the file.
@@ -66,7 +77,11 @@ async fn shutdown_stops_every_runner_keeps_their_work_and_closes_the_file() {
     let app = App::open(&db).await.expect("reopen");
     app.start_view::<AccountSummary>().await.expect("view again");
     let summary = app.view::<AccountSummary>();
-    let consumer = app.consumers().start(Count(seen.clone())).await.expect("consumer again");
+    let consumer = app
+        .consumers()
+        .start(Count(seen.clone()))
+        .await
+        .expect("consumer again");
     let next = app
         .entity::<Account>("acc-1")
         .send(Deposit { amount: 1 })
@@ -75,8 +90,19 @@ async fn shutdown_stops_every_runner_keeps_their_work_and_closes_the_file() {
         .position;
     summary.wait_for(next).await.expect("view");
     consumer.wait_for(next).await.expect("consumer");
-    assert_eq!(summary.get("acc-1").await.expect("row").map(|r| (r.balance, r.deposits)), Some((101, 21)));
-    assert_eq!(seen.load(Ordering::SeqCst), 21, "each deposit handled once across the restart");
+    assert_eq!(
+        summary
+            .get("acc-1")
+            .await
+            .expect("row")
+            .map(|r| (r.balance, r.deposits)),
+        Some((101, 21))
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        21,
+        "each deposit handled once across the restart"
+    );
 
     // Shut down through a clone: the runners stop, so waiting past the head
     // fails at once instead of waiting (the bound only turns a hang into a
@@ -93,5 +119,8 @@ async fn shutdown_stops_every_runner_keeps_their_work_and_closes_the_file() {
         matches!(consumer_wait, Ok(Err(factum::ConsumerError::Stopped { .. }))),
         "the consumer's runner must have stopped: {consumer_wait:?}"
     );
-    assert_eq!(summary.get("acc-1").await.expect("row").map(|r| r.balance), Some(101));
+    assert_eq!(
+        summary.get("acc-1").await.expect("row").map(|r| r.balance),
+        Some(101)
+    );
 }

@@ -19,7 +19,7 @@ use super::memory::MemoryConsumerStore;
 use super::{Consumer, ConsumerContext, ConsumerError, Handled, is_valid_consumer_name, registered};
 use crate::command::Commands;
 use crate::env::Env;
-use crate::process::{Failure, Lease, Led, Process, Progress, Tail, WaitError, Runners};
+use crate::process::{Failure, Lease, Led, Process, Progress, Runners, Tail, WaitError};
 use crate::store::RecordedEvent;
 use crate::time::Timestamp;
 use crate::timer::Timers;
