@@ -47,7 +47,7 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
-    /// Installs the simulation's fault plan (the test kit's [`Simulation`](crate::testkit::Simulation)).
+    /// Installs the simulation's fault plan (the test kit's `Simulation`, which sits above the app).
     pub(crate) fn faults(mut self, faults: Arc<dyn crate::inject::Faults>) -> Self {
         self.timers.faults = Some(faults.clone());
         self.faults = Some(faults);

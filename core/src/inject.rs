@@ -1,4 +1,4 @@
-//! Fault injection for the test kit's [simulation](crate::testkit::Simulation):
+//! Fault injection for the test kit's simulation (`testkit::Simulation`, above this layer):
 //! the sites where the workflow and timer runners ask whether to crash, do a
 //! thing twice or fail, and the trait the simulation answers through.
 //!

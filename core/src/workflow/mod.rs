@@ -55,10 +55,10 @@
 //!   stopped); without `on_timeout`, the timeout fails it.
 //!
 //! The test kit drives workflows on virtual time
-//! ([`VirtualTime::settle`](crate::testkit::VirtualTime::settle)), injects
+//! ([`VirtualTime::settle`](../testkit/struct.VirtualTime.html#method.settle)), injects
 //! step failures ([`Workflows::fail_step`]), and runs a whole app under
 //! seeded crashes, duplicate deliveries and failures with invariants checked
-//! throughout ([`testkit::simulate`](crate::testkit::simulate)).
+//! throughout ([`testkit::simulate`](../testkit/fn.simulate.html)).
 //!
 //! Limits of this version: the runner (and every node's index) reads the log
 //! from its start when the process starts, so startup time grows with the
