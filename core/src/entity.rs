@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::codec::{Codec, CodecError};
 use crate::event::EventSet;
+use crate::store::Snapshot;
 use crate::time::Timestamp;
 
 /// A consistency boundary: one stream of events, one state. Implemented by `#[entity]`.
@@ -62,10 +63,34 @@ pub trait Entity: Default + Clone + Debug + Send + Sync + 'static {
 /// What every stored snapshot payload starts with: a mark, then the
 /// entity's [`SNAPSHOT_VERSION`](Entity::SNAPSHOT_VERSION) and
 /// [`SNAPSHOT_FINGERPRINT`](Entity::SNAPSHOT_FINGERPRINT) (little-endian),
-/// then the state in the snapshot's codec. Kept in the payload, so the
-/// stores' tables did not change.
-const SNAPSHOT_MARK: [u8; 2] = [0xFA, 0xC7];
-const SNAPSHOT_HEADER: usize = SNAPSHOT_MARK.len() + 4 + 8;
+/// then (since the second mark) a CRC32C of the snapshot, then the state in
+/// the snapshot's codec. Kept in the payload, so the stores' tables did not
+/// change.
+const SNAPSHOT_MARK: [u8; 2] = [0xFA, 0xC8];
+/// The first mark: no checksum. Such snapshots stay readable, unchecked.
+const SNAPSHOT_MARK_UNCHECKED: [u8; 2] = [0xFA, 0xC7];
+const STAMP_LEN: usize = SNAPSHOT_MARK.len() + 4 + 8;
+const SNAPSHOT_HEADER: usize = STAMP_LEN + 4;
+
+/// The CRC32C a sealed snapshot carries: over where it belongs (stream type
+/// and id, length-prefixed, and the version it includes), its codec, its
+/// stamp and its state, so a torn or zeroed payload, or a snapshot row moved
+/// to another stream or version, does not pass.
+fn snapshot_checksum(snapshot: &Snapshot, stamp: &[u8], body: &[u8]) -> u32 {
+    let mut crc = crc32c::crc32c(&(snapshot.stream_type.len() as u64).to_le_bytes());
+    for part in [
+        snapshot.stream_type.as_bytes(),
+        &(snapshot.stream_id.len() as u64).to_le_bytes(),
+        snapshot.stream_id.as_bytes(),
+        &snapshot.version.to_le_bytes(),
+        &[snapshot.codec.id()],
+        stamp,
+        body,
+    ] {
+        crc = crc32c::crc32c_append(crc, part);
+    }
+    crc
+}
 
 /// Who wrote a stored snapshot: the version and fingerprint in its header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,14 +128,17 @@ pub(crate) enum SnapshotRead<E> {
     Stale(Option<SnapshotStamp>),
     /// The stamp matches but the state does not decode.
     Undecodable(CodecError),
+    /// The payload fails its checksum: torn, zeroed or tampered with.
+    Corrupt(String),
     /// The entity keeps no snapshots.
     Unused,
 }
 
-/// The payload of a snapshot of `state`: this program's stamp, then the
-/// state; `None` when the entity keeps no snapshots.
-pub(crate) fn seal_snapshot<E: Entity>(state: &E, codec: Codec) -> Option<Result<Vec<u8>, CodecError>> {
-    let body = match state.encode_snapshot(codec)? {
+/// Seals the snapshot of `state` into `snapshot.payload`: this program's
+/// stamp, the checksum, then the state; `None` when the entity keeps no
+/// snapshots. `snapshot` says where it belongs (its payload is replaced).
+pub(crate) fn seal_snapshot<E: Entity>(state: &E, mut snapshot: Snapshot) -> Option<Result<Snapshot, CodecError>> {
+    let body = match state.encode_snapshot(snapshot.codec)? {
         Ok(body) => body,
         Err(error) => return Some(Err(error)),
     };
@@ -119,35 +147,59 @@ pub(crate) fn seal_snapshot<E: Entity>(state: &E, codec: Codec) -> Option<Result
     payload.extend_from_slice(&SNAPSHOT_MARK);
     payload.extend_from_slice(&stamp.version.to_le_bytes());
     payload.extend_from_slice(&stamp.fingerprint.to_le_bytes());
+    let crc = snapshot_checksum(&snapshot, &payload, &body);
+    payload.extend_from_slice(&crc.to_le_bytes());
     payload.extend_from_slice(&body);
-    Some(Ok(payload))
+    snapshot.payload = payload;
+    Some(Ok(snapshot))
 }
 
-/// Reads a snapshot payload written by [`seal_snapshot`]: its state only when
-/// it was written under this program's stamp.
-pub(crate) fn open_snapshot<E: Entity>(codec: Codec, payload: &[u8]) -> SnapshotRead<E> {
+/// Reads a snapshot written by [`seal_snapshot`]: its state only when it
+/// passes its checksum and was written under this program's stamp.
+pub(crate) fn open_snapshot<E: Entity>(snapshot: &Snapshot) -> SnapshotRead<E> {
     if E::SNAPSHOT_EVERY == 0 {
         return SnapshotRead::Unused;
     }
-    let Some(stamp) = read_stamp(payload) else {
+    let payload = &snapshot.payload;
+    let Some((stamp, body)) = (match payload.get(..SNAPSHOT_MARK.len()) {
+        Some(mark) if mark == SNAPSHOT_MARK => {
+            let Some(stored) = payload.get(STAMP_LEN..SNAPSHOT_HEADER) else {
+                return SnapshotRead::Corrupt(format!(
+                    "the payload is {} bytes, shorter than its {SNAPSHOT_HEADER}-byte header",
+                    payload.len()
+                ));
+            };
+            let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+            let body = &payload[SNAPSHOT_HEADER..];
+            let computed = snapshot_checksum(snapshot, &payload[..STAMP_LEN], body);
+            if stored != computed {
+                return SnapshotRead::Corrupt(format!(
+                    "checksum mismatch: stored {stored:08x}, computed {computed:08x} over {} bytes",
+                    payload.len()
+                ));
+            }
+            read_stamp(payload).map(|stamp| (stamp, body))
+        }
+        Some(mark) if mark == SNAPSHOT_MARK_UNCHECKED => {
+            read_stamp(payload).map(|stamp| (stamp, payload.get(STAMP_LEN..).unwrap_or_default()))
+        }
+        _ => None,
+    }) else {
         return SnapshotRead::Stale(None);
     };
     if stamp != SnapshotStamp::of::<E>() {
         return SnapshotRead::Stale(Some(stamp));
     }
-    match E::decode_snapshot(codec, &payload[SNAPSHOT_HEADER..]) {
+    match E::decode_snapshot(snapshot.codec, body) {
         Some(Ok(state)) => SnapshotRead::State(state),
         Some(Err(error)) => SnapshotRead::Undecodable(error),
         None => SnapshotRead::Unused,
     }
 }
 
+/// The stamp after either mark (the caller checked which).
 fn read_stamp(payload: &[u8]) -> Option<SnapshotStamp> {
-    let header = payload.get(..SNAPSHOT_HEADER)?;
-    let (mark, rest) = header.split_at(SNAPSHOT_MARK.len());
-    if mark != SNAPSHOT_MARK {
-        return None;
-    }
+    let rest = payload.get(SNAPSHOT_MARK.len()..STAMP_LEN)?;
     let (version, fingerprint) = rest.split_at(4);
     Some(SnapshotStamp {
         version: u32::from_le_bytes(version.try_into().ok()?),

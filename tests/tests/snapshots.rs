@@ -3,6 +3,8 @@
 //! other `#[apply]` code, is ignored with a warning, the state is rebuilt from
 //! the events, and a fresh snapshot replaces it. On the memory and SQLite
 //! stores (the snapshot tables did not change; the stamp is in the payload).
+//! A snapshot that fails its checksum (moved to another version, its state
+//! changed in the file) is ignored the same way.
 
 use std::sync::{Arc, Mutex};
 
@@ -223,6 +225,28 @@ async fn a_snapshot_without_a_stamp_is_rebuilt(store: Arc<dyn EventStore>) {
     assert!(warnings[0].contains("no stamp"), "{warnings:?}");
 }
 
+/// The stored snapshot at version 10, re-saved under version 11: a row that
+/// says it includes an event it does not. Its checksum covers the version,
+/// so it is ignored and the state rebuilt (78), never read as 55 + 12 = 67.
+async fn a_snapshot_saved_under_another_version_is_rebuilt(store: Arc<dyn EventStore>) {
+    twelve_charges(&store).await;
+    let mut moved = store
+        .load_snapshot("tab", "t-1")
+        .await
+        .unwrap()
+        .expect("a snapshot");
+    moved.version = 11;
+    store.save_snapshot(moved).await.unwrap();
+    let (tab, warnings) = warnings_of(owed::<v0::Tab>(&store)).await;
+    assert_eq!(tab, v0::Tab { owed: 78 });
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("checksum") && warnings[0].contains("t-1") && warnings[0].contains("version=11"),
+        "the warning says why and which snapshot: {}",
+        warnings[0]
+    );
+}
+
 fn memory() -> Arc<dyn EventStore> {
     Arc::new(MemoryStore::new())
 }
@@ -262,4 +286,55 @@ async fn memory_a_snapshot_without_a_stamp_is_rebuilt() {
 async fn sqlite_a_snapshot_without_a_stamp_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     a_snapshot_without_a_stamp_is_rebuilt(sqlite(&dir)).await;
+}
+
+#[tokio::test]
+async fn memory_a_snapshot_saved_under_another_version_is_rebuilt() {
+    a_snapshot_saved_under_another_version_is_rebuilt(memory()).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_snapshot_saved_under_another_version_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    a_snapshot_saved_under_another_version_is_rebuilt(sqlite(&dir)).await;
+}
+
+/// A snapshot whose state was changed in the file (`"owed":55` → `99`, the
+/// same length, still valid JSON: the silent-garbage case) fails its
+/// checksum: the tab is rebuilt from its events, and the next snapshot
+/// replaces the damaged one.
+#[tokio::test]
+async fn sqlite_a_tampered_snapshot_is_rebuilt_from_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let store = sqlite(&dir);
+        twelve_charges(&store).await;
+    }
+    let db = rusqlite::Connection::open(&path).expect("open the file");
+    let payload: Vec<u8> = db
+        .query_row("SELECT payload FROM snapshots WHERE stream_id = 't-1'", [], |r| r.get(0))
+        .expect("the snapshot row");
+    let at = payload
+        .windows(10)
+        .position(|w| w == b"\"owed\":55}")
+        .expect("the state's JSON in the payload");
+    let mut tampered = payload.clone();
+    tampered[at + 7..at + 9].copy_from_slice(b"99");
+    db.execute("UPDATE snapshots SET payload = ?1 WHERE stream_id = 't-1'", [&tampered])
+        .expect("tamper");
+    drop(db);
+
+    let store = sqlite(&dir);
+    let (tab, warnings) = warnings_of(owed::<v0::Tab>(&store)).await;
+    assert_eq!(tab, v0::Tab { owed: 78 }, "rebuilt from the events, not 99 + 11 + 12");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("checksum mismatch"),
+        "{warnings:?}"
+    );
+    let replaced = store.load_snapshot("tab", "t-1").await.unwrap().expect("a snapshot");
+    assert_eq!(replaced.version, 12, "the damaged snapshot was replaced");
+    let (tab, warnings) = warnings_of(owed::<v0::Tab>(&store)).await;
+    assert_eq!(tab, v0::Tab { owed: 78 });
+    assert!(warnings.is_empty(), "{warnings:?}");
 }

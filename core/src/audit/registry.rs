@@ -283,7 +283,7 @@ impl<E: Audited> Fold for Erased<E> {
 
     fn restore(&mut self, snapshot: &Snapshot) -> bool {
         // A snapshot of other apply logic would show a state these events do not give.
-        match crate::entity::open_snapshot::<E>(snapshot.codec, &snapshot.payload) {
+        match crate::entity::open_snapshot::<E>(snapshot) {
             crate::entity::SnapshotRead::State(state) => {
                 self.state = state;
                 self.version = snapshot.version;

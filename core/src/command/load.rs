@@ -110,7 +110,7 @@ impl<E: Entity> EntityRef<E> {
         let Some(snapshot) = self.commands.env.store().load_snapshot(E::NAME, &self.id).await? else {
             return Ok(None);
         };
-        match open_snapshot::<E>(snapshot.codec, &snapshot.payload) {
+        match open_snapshot::<E>(&snapshot) {
             SnapshotRead::State(state) => {
                 slot.state = state;
                 slot.version = snapshot.version;
@@ -138,6 +138,16 @@ impl<E: Entity> EntityRef<E> {
                     version = snapshot.version,
                     %error,
                     "snapshot no longer decodes (the state type changed?); rebuilding from events"
+                );
+                Ok(Some(snapshot.version))
+            }
+            SnapshotRead::Corrupt(reason) => {
+                tracing::warn!(
+                    entity = E::NAME,
+                    id = %self.id,
+                    version = snapshot.version,
+                    %reason,
+                    "snapshot fails its checksum (torn, zeroed or tampered with); ignoring it and rebuilding from events"
                 );
                 Ok(Some(snapshot.version))
             }
@@ -181,20 +191,20 @@ impl<E: Entity> EntityRef<E> {
     /// Stores a snapshot of the state at its version. A failure is logged.
     async fn save_snapshot(&self, slot: &Loaded<E>) {
         let codec = self.commands.env.codec();
-        let payload = match seal_snapshot(&slot.state, codec) {
-            Some(Ok(payload)) => payload,
+        let unsealed = Snapshot {
+            stream_type: E::NAME.to_owned(),
+            stream_id: String::from(&*self.id),
+            version: slot.version,
+            codec,
+            payload: Vec::new(),
+        };
+        let snapshot = match seal_snapshot(&slot.state, unsealed) {
+            Some(Ok(snapshot)) => snapshot,
             Some(Err(error)) => {
                 tracing::warn!(entity = E::NAME, id = %self.id, %error, "snapshot does not encode; skipped");
                 return;
             }
             None => return,
-        };
-        let snapshot = Snapshot {
-            stream_type: E::NAME.to_owned(),
-            stream_id: String::from(&*self.id),
-            version: slot.version,
-            codec,
-            payload,
         };
         if let Err(error) = self.commands.env.store().save_snapshot(snapshot).await {
             tracing::warn!(entity = E::NAME, id = %self.id, %error, "saving a snapshot failed");
