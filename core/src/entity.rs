@@ -137,7 +137,10 @@ pub(crate) enum SnapshotRead<E> {
 /// Seals the snapshot of `state` into `snapshot.payload`: this program's
 /// stamp, the checksum, then the state; `None` when the entity keeps no
 /// snapshots. `snapshot` says where it belongs (its payload is replaced).
-pub(crate) fn seal_snapshot<E: Entity>(state: &E, mut snapshot: Snapshot) -> Option<Result<Snapshot, CodecError>> {
+pub(crate) fn seal_snapshot<E: Entity>(
+    state: &E,
+    mut snapshot: Snapshot,
+) -> Option<Result<Snapshot, CodecError>> {
     let body = match state.encode_snapshot(snapshot.codec)? {
         Ok(body) => body,
         Err(error) => return Some(Err(error)),

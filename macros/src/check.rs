@@ -11,7 +11,7 @@ use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{Data, FnArg, Ident, ImplItemFn, Type};
 
-use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, Output, View, type_ident};
+use crate::ast::{Applier, Consumer, ConsumerHandler, Entity, Event, Handler, On, View, type_ident};
 use crate::ctxt::Ctxt;
 
 mod workflow;
@@ -61,42 +61,6 @@ pub(crate) fn entity(en: &Entity, cx: &Ctxt) {
     commands_unique(en, cx);
     events_unique(en, cx);
     snapshot_version_needs_snapshots(en, cx);
-    one_error_type(en, cx);
-}
-
-/// Without `error = …` the entity's error type is the first fallible
-/// handler's, and every other handler's rejection is converted into it with
-/// `From`. When two handlers return different error types that choice is
-/// implicit, and the compiler's `From` error would not say where it came
-/// from: the macro asks for the type to be named instead. (Types are compared
-/// as written, so one type spelled two ways is asked about too; naming it
-/// once in `error = …` settles that.)
-fn one_error_type(en: &Entity, cx: &Ctxt) {
-    if en.args.error.is_some() {
-        return;
-    }
-    let mut fallible = en.handlers.iter().filter_map(|h| match h.output {
-        Output::Result { err, .. } => Some((h, err)),
-        _ => None,
-    });
-    let Some((first, first_err)) = fallible.next() else {
-        return;
-    };
-    let picked = first_err.to_token_stream().to_string();
-    for (h, err) in fallible {
-        let other = err.to_token_stream().to_string();
-        if other != picked {
-            cx.error_spanned_by(
-                err,
-                format!(
-                    "handler `{}` rejects with `{other}`, but the entity's error type is `{picked}`, taken from `{}`, its first fallible handler: an entity has one error type. \
-                     Name it with `#[entity(error = …)]`: an enum with a `From` for each handler's error (thiserror's `#[from]`), or `{picked}` if it has `From<{other}>`; \
-                     or make both handlers return the same type",
-                    h.method.sig.ident, first.method.sig.ident,
-                ),
-            );
-        }
-    }
 }
 
 /// `snapshot_version` says which snapshots are still good; an entity that

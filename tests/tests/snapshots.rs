@@ -313,7 +313,9 @@ async fn sqlite_a_tampered_snapshot_is_rebuilt_from_events() {
     }
     let db = rusqlite::Connection::open(&path).expect("open the file");
     let payload: Vec<u8> = db
-        .query_row("SELECT payload FROM snapshots WHERE stream_id = 't-1'", [], |r| r.get(0))
+        .query_row("SELECT payload FROM snapshots WHERE stream_id = 't-1'", [], |r| {
+            r.get(0)
+        })
         .expect("the snapshot row");
     let at = payload
         .windows(10)
@@ -321,18 +323,29 @@ async fn sqlite_a_tampered_snapshot_is_rebuilt_from_events() {
         .expect("the state's JSON in the payload");
     let mut tampered = payload.clone();
     tampered[at + 7..at + 9].copy_from_slice(b"99");
-    db.execute("UPDATE snapshots SET payload = ?1 WHERE stream_id = 't-1'", [&tampered])
-        .expect("tamper");
+    db.execute(
+        "UPDATE snapshots SET payload = ?1 WHERE stream_id = 't-1'",
+        [&tampered],
+    )
+    .expect("tamper");
     drop(db);
 
     let store = sqlite(&dir);
     let (tab, warnings) = warnings_of(owed::<v0::Tab>(&store)).await;
-    assert_eq!(tab, v0::Tab { owed: 78 }, "rebuilt from the events, not 99 + 11 + 12");
+    assert_eq!(
+        tab,
+        v0::Tab { owed: 78 },
+        "rebuilt from the events, not 99 + 11 + 12"
+    );
     assert!(
         warnings.len() == 1 && warnings[0].contains("checksum mismatch"),
         "{warnings:?}"
     );
-    let replaced = store.load_snapshot("tab", "t-1").await.unwrap().expect("a snapshot");
+    let replaced = store
+        .load_snapshot("tab", "t-1")
+        .await
+        .unwrap()
+        .expect("a snapshot");
     assert_eq!(replaced.version, 12, "the damaged snapshot was replaced");
     let (tab, warnings) = warnings_of(owed::<v0::Tab>(&store)).await;
     assert_eq!(tab, v0::Tab { owed: 78 });

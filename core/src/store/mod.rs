@@ -468,7 +468,10 @@ impl std::fmt::Debug for Shown<'_> {
 /// whose payload is over `max_event_bytes` among it.
 #[cfg_attr(
     not(any(feature = "sqlite", feature = "postgres")),
-    allow(dead_code, reason = "the durable backends call it; the memory store checks per part")
+    allow(
+        dead_code,
+        reason = "the durable backends call it; the memory store checks per part"
+    )
 )]
 pub(crate) fn validate_append(request: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     if let Err(reason) = validate_stream(&request.stream_type, &request.stream_id) {

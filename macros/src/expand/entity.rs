@@ -154,10 +154,13 @@ fn expand(en: &Entity) -> TokenStream {
     let command_list = command_variants(en);
     let command_list: Vec<_> = command_list.iter().map(|v| (v.ident, v.ty)).collect();
     let audit = crate::expand::audit::entity(self_ident, &commands, &command_list);
+    let error_notes = error_notes(en);
 
     quote! {
         #item
         #enums
+
+        #error_notes
 
         const _: () = {
             #event_impls
@@ -411,6 +414,79 @@ fn command_froms(en: &Entity, commands: &Ident) -> TokenStream {
             }
         )*
     }
+}
+
+/// Without `error = …` the entity's error type is the first fallible
+/// handler's, and every other handler's rejection converts into it with
+/// `From`. When that conversion is missing, rustc says only
+/// "`Full: From<UnknownGuest>` is not satisfied". So for each handler whose
+/// error type is written differently, a probe picks, by autoref
+/// specialisation, a method that exists only when the conversion does not:
+/// it is `#[deprecated]` with a note naming both handlers and the picked
+/// type, pointing at `#[entity(error = …)]`, and rustc prints that warning,
+/// at the handler's error type, beside its own error. When the conversion
+/// exists, nothing is printed and nothing runs.
+fn error_notes(en: &Entity) -> Option<TokenStream> {
+    if en.args.error.is_some() {
+        return None;
+    }
+    let mut fallible = en.handlers.iter().filter_map(|h| match h.output {
+        Output::Result { err, .. } => Some((h, err)),
+        _ => None,
+    });
+    let (first, picked_ty) = fallible.next()?;
+    let picked = picked_ty.to_token_stream().to_string();
+    let probes: Vec<TokenStream> = fallible
+        .filter(|(_, err)| err.to_token_stream().to_string() != picked)
+        .map(|(h, err)| {
+            let note = format!(
+                "handler `{}` rejects with `{}`, but the entity's error type is `{picked}`, taken from `{}`, its first fallible handler, and the conversion between them is missing. \
+                 Name the entity's error with `#[entity(error = …)]` (an enum with a `From` for each handler's error, e.g. thiserror's `#[from]`), \
+                 give `{picked}` a `From` for it, or make both handlers return one type",
+                h.method.sig.ident,
+                err.to_token_stream(),
+                first.method.sig.ident,
+            );
+            quote_spanned! {err.span()=>
+                {
+                    struct __Probe<E, T>(::core::marker::PhantomData<(E, T)>);
+                    struct __Missing;
+                    impl __Missing {
+                        #[deprecated(note = #note)]
+                        fn report(self) {}
+                    }
+                    trait __Converts {
+                        fn check(&self) {}
+                    }
+                    impl<E: ::core::convert::From<T>, T> __Converts for __Probe<E, T> {}
+                    trait __DoesNotConvert {
+                        fn check(&self) -> __Missing {
+                            __Missing
+                        }
+                    }
+                    impl<E, T> __DoesNotConvert for &__Probe<E, T> {}
+                    trait __Fine {
+                        fn report(self);
+                    }
+                    impl __Fine for () {
+                        fn report(self) {}
+                    }
+                    (&__Probe::<#picked_ty, #err>(::core::marker::PhantomData)).check().report();
+                }
+            }
+        })
+        .collect();
+    if probes.is_empty() {
+        return None;
+    }
+    Some(quote! {
+        #[allow(dead_code)]
+        const _: () = {
+            fn __error_probes() {
+                #(#probes)*
+            }
+        };
+    })
 }
 
 /// The entity's error type as tokens: `Infallible` when nothing can reject.
