@@ -199,8 +199,8 @@ const LARGE_APPEND_BYTES: usize = 256 << 10;
 const DEFAULT_IN_FLIGHT: usize = 1;
 
 /// The most times the writer yields to let more appends arrive before it
-/// forms a batch (see `Writer::gather`); the gain (1.4–2.5× in the runs
-/// above, interleaved) comes from the first few.
+/// forms a batch (see `Writer::gather`); the gain (1.5–2.6× in six pairs of
+/// the runs above) comes from the first few.
 const GATHER_YIELDS: usize = 8;
 
 const EVENT_COLUMNS: &str = "position, stream_type, stream_id, version, event_type, schema_version, codec, \
