@@ -1809,11 +1809,13 @@ async fn sqlite_refuses_a_file_from_a_newer_schema() {
 async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     let Some(url) = pg_url() else { return };
     let schema = format!("t_{}", Uuid::new_v4().simple());
-    // Two stores = two nodes: their batches race each other in the database.
+    // Two stores = two nodes: their batches race each other in the database,
+    // and node A's also race each other (three in flight, one connection each).
     let node_a: Arc<dyn EventStore> = Arc::new(
         PostgresStore::connect(url.clone())
             .schema(schema.clone())
             .pool_size(4)
+            .batches_in_flight(3)
             .await
             .unwrap(),
     );
@@ -1894,6 +1896,91 @@ async fn postgres_feed_is_gap_free_under_slow_concurrent_commits() {
     let all = node_b.read_all(1, usize::MAX).await.unwrap();
     assert_eq!(all.len() as u64, total);
     drop((node_a, node_b));
+    pg_client(&url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+/// A node with several batches in flight, writers contending on a few
+/// streams (so batches carry followers, and requests wait for a stream that
+/// a batch in flight holds): every append is answered once, as appended or
+/// as a conflict with the version it met, and the log holds exactly the
+/// appended events, each stream's versions and the feed's positions without
+/// a gap.
+#[cfg_attr(
+    not(factum_pg),
+    ignore = "needs PostgreSQL: set FACTUM_PG_URL (see tests/README.md)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_batches_in_flight_answer_every_contended_append_once() {
+    let Some(url) = pg_url() else { return };
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let store: Arc<dyn EventStore> = Arc::new(
+        PostgresStore::connect(url.clone())
+            .schema(schema.clone())
+            .pool_size(8)
+            .batches_in_flight(4)
+            .await
+            .unwrap(),
+    );
+    const STREAMS: usize = 4;
+    const WRITERS: usize = 24;
+    const SUCCESSES: u64 = 15;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            let id = format!("s{}", w % STREAMS);
+            let (mut expected, mut appended, mut conflicts) = (0, 0, 0u64);
+            while appended < SUCCESSES {
+                match store
+                    .append(request(&id, expected, deposits(Codec::Json, &id, [w as u64])))
+                    .await
+                {
+                    Ok(a) => {
+                        assert_eq!(a.version, expected + 1, "writer {w} on {id}");
+                        expected = a.version;
+                        appended += 1;
+                    }
+                    Err(StoreError::Conflict { actual, .. }) => {
+                        assert!(
+                            actual > expected,
+                            "a conflict at {actual} for expected {expected}"
+                        );
+                        expected = actual;
+                        conflicts += 1;
+                    }
+                    Err(e) => panic!("writer {w} on {id}: {e}"),
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for w in writers {
+        conflicts += w.await.unwrap();
+    }
+    assert!(
+        conflicts > 0,
+        "the writers never contended: the test proves nothing"
+    );
+    let total = WRITERS as u64 * SUCCESSES;
+    let all = store.read_all(1, usize::MAX).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let mut versions: HashMap<String, Vec<u64>> = HashMap::new();
+    for e in &all {
+        versions.entry(e.stream_id.clone()).or_default().push(e.version);
+    }
+    for (id, v) in &versions {
+        assert_eq!(*v, (1..=v.len() as u64).collect::<Vec<_>>(), "stream {id}");
+    }
+    assert_eq!(versions.values().map(Vec::len).sum::<usize>() as u64, total);
+    drop(store);
     pg_client(&url)
         .await
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
