@@ -162,13 +162,20 @@ async fn snapshots_are_written_every_hundred_events_and_loading_starts_from_them
     // Prove the load uses the snapshot: store a newer one (version 201, with
     // deposit 201 applied) that also carries a marker sum; a fresh app must see
     // the marker plus the 49 deposits after it.
-    // A payload is the stamp of the logic that wrote it (14 bytes: a mark,
-    // the snapshot_version, the apply fingerprint), then the state: keep the
-    // stamp, so the edited snapshot is still this program's.
-    let (stamp, body) = snapshot.payload.split_at(14);
+    // A payload is the stamp of the logic that wrote it (a mark, the
+    // snapshot_version, the apply fingerprint), a checksum, then the state.
+    // An edited state fails the checksum, so the edit is written as snapshots
+    // were before they carried one (the first mark, 0xFA 0xC7, no checksum:
+    // read unchecked), keeping the stamp, so it is still this program's.
+    let (header, body) = snapshot.payload.split_at(18);
     let mut state: Account = Codec::Json.decode(body).unwrap();
     state.balance += 1 + 1_000_000;
-    let payload = [stamp, &Codec::Json.encode(&state).unwrap()].concat();
+    let payload = [
+        &[0xFA, 0xC7][..],
+        &header[2..14],
+        &Codec::Json.encode(&state).unwrap(),
+    ]
+    .concat();
     store
         .save_snapshot(Snapshot {
             version: 201,
