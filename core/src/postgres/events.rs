@@ -784,7 +784,8 @@ struct Writer {
 }
 
 /// A stream's type and id.
-type StreamKey = (String, String);
+/// (The request's own names: a borrowed type and the cache's `Arc` id, so keying costs no allocation.)
+type StreamKey = (std::borrow::Cow<'static, str>, Arc<str>);
 
 /// The appends one statement carries: one leader per stream, and the
 /// requests that follow a leader (see [`Writer::form_batch`]).
@@ -910,7 +911,7 @@ impl Writer {
         let mut by_stream: HashMap<StreamKey, usize> = HashMap::new();
         let mut next = Vec::new();
         for p in deferred.drain(..) {
-            let key = (p.request.stream_type.to_string(), p.request.stream_id.to_string());
+            let key = (p.request.stream_type.clone(), p.request.stream_id.clone());
             if busy.contains(&key) {
                 next.push(p);
                 continue;
