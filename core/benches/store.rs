@@ -1,6 +1,7 @@
 //! Store throughput: durable appends (one writer, 64 group-committed writers,
-//! PostgreSQL with 16 writers) and loading a 10,000-event stream, next to the
-//! machine's raw fsync rate that bounds one-writer durable appends.
+//! PostgreSQL with 16 writers) and loading a 10,000-event stream (SQLite and
+//! PostgreSQL), next to the machine's raw fsync rate that bounds one-writer
+//! durable appends.
 //!
 //! `cargo bench -p factum --features postgres --bench store`
 //! (PostgreSQL runs only when `FACTUM_PG_URL` is set).
@@ -222,16 +223,7 @@ fn postgres_append(c: &mut Criterion) {
     });
     g.finish();
     drop(store);
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
-    });
+    drop_schema(&rt, &url, &schema);
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -241,13 +233,47 @@ fn postgres_append(_: &mut Criterion) {
 
 /// Loading a 10,000-event stream and decoding every payload, as an entity load does.
 fn sqlite_load(c: &mut Criterion) {
-    const EVENTS: u64 = 10_000;
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::options()
         .synchronous(Synchronous::Off)
         .open(dir.path().join("load.db"))
         .unwrap();
+    load_10k(c, "sqlite_load_10k", &rt, &store);
+}
+
+/// The same load from PostgreSQL, where every JSON record read is checked
+/// against its checksum through the canonical form (`jsonb` rewrites the
+/// text), unlike SQLite, which hands back the bytes written.
+#[cfg(feature = "postgres")]
+fn postgres_load(c: &mut Criterion) {
+    let Ok(url) = std::env::var("FACTUM_PG_URL") else {
+        println!("skipping the postgres load bench: FACTUM_PG_URL is not set");
+        return;
+    };
+    let rt = runtime();
+    let schema = format!("bench_{}", Uuid::new_v4().simple());
+    let store = rt
+        .block_on(
+            factum::PostgresStore::connect(url.clone())
+                .schema(schema.clone())
+                .open(),
+        )
+        .unwrap();
+    load_10k(c, "postgres_load_10k", &rt, &store);
+    drop(store);
+    drop_schema(&rt, &url, &schema);
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres_load(_: &mut Criterion) {
+    println!("skipping the postgres load bench: built without the `postgres` feature");
+}
+
+/// Fills one 10,000-event stream per codec with a snapshot at 9,900, then
+/// times reading it whole and from the snapshot on.
+fn load_10k(c: &mut Criterion, group: &str, rt: &tokio::runtime::Runtime, store: &impl EventStore) {
+    const EVENTS: u64 = 10_000;
     rt.block_on(async {
         for codec in [Codec::Json, Codec::Postcard] {
             let id = format!("{codec:?}");
@@ -275,7 +301,7 @@ fn sqlite_load(c: &mut Criterion) {
                 .unwrap();
         }
     });
-    let mut g = c.benchmark_group("sqlite_load_10k");
+    let mut g = c.benchmark_group(group);
     g.sample_size(10).measurement_time(Duration::from_secs(4));
     g.throughput(Throughput::Elements(EVENTS));
     for codec in [Codec::Json, Codec::Postcard] {
@@ -312,5 +338,24 @@ fn sqlite_load(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fsync_rate, sqlite_append, postgres_append, sqlite_load);
+#[cfg(feature = "postgres")]
+fn drop_schema(rt: &tokio::runtime::Runtime, url: &str, schema: &str) {
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .unwrap();
+    });
+}
+
+criterion_group!(
+    benches,
+    fsync_rate,
+    sqlite_append,
+    postgres_append,
+    sqlite_load,
+    postgres_load
+);
 criterion_main!(benches);
