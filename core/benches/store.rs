@@ -20,6 +20,9 @@ use factum::{Codec, Timestamp};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+#[cfg(feature = "postgres")]
+mod pg;
+
 #[derive(Serialize, Deserialize)]
 struct Deposited {
     account: String,
@@ -181,14 +184,7 @@ fn postgres_append(c: &mut Criterion) {
         return;
     };
     let rt = runtime();
-    let schema = format!("bench_{}", Uuid::new_v4().simple());
-    let store = rt
-        .block_on(
-            factum::PostgresStore::connect(url.clone())
-                .schema(schema.clone())
-                .open(),
-        )
-        .unwrap();
+    let (store, schema) = rt.block_on(pg::open(&url));
     const WRITERS: u64 = 16;
     const PER_WRITER: u64 = 100;
     let mut g = c.benchmark_group("postgres_append");
@@ -223,7 +219,7 @@ fn postgres_append(c: &mut Criterion) {
     });
     g.finish();
     drop(store);
-    drop_schema(&rt, &url, &schema);
+    rt.block_on(pg::drop_schema(&url, &schema));
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -252,17 +248,10 @@ fn postgres_load(c: &mut Criterion) {
         return;
     };
     let rt = runtime();
-    let schema = format!("bench_{}", Uuid::new_v4().simple());
-    let store = rt
-        .block_on(
-            factum::PostgresStore::connect(url.clone())
-                .schema(schema.clone())
-                .open(),
-        )
-        .unwrap();
+    let (store, schema) = rt.block_on(pg::open(&url));
     load_10k(c, "postgres_load_10k", &rt, &store);
     drop(store);
-    drop_schema(&rt, &url, &schema);
+    rt.block_on(pg::drop_schema(&url, &schema));
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -336,18 +325,6 @@ fn load_10k(c: &mut Criterion, group: &str, rt: &tokio::runtime::Runtime, store:
         });
     }
     g.finish();
-}
-
-#[cfg(feature = "postgres")]
-fn drop_schema(rt: &tokio::runtime::Runtime, url: &str, schema: &str) {
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-            .await
-            .unwrap();
-    });
 }
 
 criterion_group!(
