@@ -6,7 +6,10 @@
 //! cargo run --release -p factum-examples --bin loadgen -- \
 //!     --store memory|sqlite|postgres --writers N --entities M --seconds S \
 //!     [--codec json|postcard] [--path file.db] [--pg-url URL] [--pg-schema NAME] \
-//!     [--prefill-events E --prefill-streams K] [--reuse] [--cold-loads C] [--catch-up]
+//!     [--prefill-events E --prefill-streams K] [--reuse] [--cold-loads C]
+//! loadgen --fill-only --store sqlite|postgres (--path file.db | --pg-schema NAME) \
+//!     --prefill-events E --prefill-streams K
+//! loadgen --catch-up --store sqlite|postgres (--path file.db | --pg-schema NAME) --prefill-streams K
 //! ```
 //!
 //! It opens M accounts, then N tokio tasks send deposits and withdrawals to
@@ -33,7 +36,7 @@
 //! accounts are then M of the filled ones, spread evenly over them.
 //!
 //! A store named on the command line (`--path`, `--pg-schema`) is kept after
-//! the run; `--reuse` runs on one that already holds events (give the same
+//! the run (`--fill-only` fills one and stops); `--reuse` runs on one that already holds events (give the same
 //! `--prefill-streams`, which loadgen checks against it), so one fill serves
 //! several timed runs. The check then covers the run: every event after the
 //! head the run started at must be a run account's, their count must match,
@@ -84,6 +87,7 @@ struct Args {
     reuse: bool,
     cold_loads: usize,
     catch_up: bool,
+    fill_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,6 +110,7 @@ impl StoreKind {
 const USAGE: &str = "usage: loadgen --store memory|sqlite|postgres --writers N --entities M --seconds S \
 [--codec json|postcard] [--path file.db] [--pg-url URL] [--pg-schema NAME] \
 [--prefill-events E --prefill-streams K] [--reuse] [--cold-loads C]\n\
+       loadgen --fill-only --store sqlite|postgres (--path file.db | --pg-schema NAME) --prefill-events E --prefill-streams K\n\
        loadgen --catch-up --store sqlite|postgres (--path file.db | --pg-schema NAME) --prefill-streams K";
 
 /// Parses the command line by hand: a dozen flags do not justify a parser
@@ -124,6 +129,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut reuse = false;
     let mut cold_loads = 1_000;
     let mut catch_up = false;
+    let mut fill_only = false;
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Err(USAGE.to_owned());
@@ -134,6 +140,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         if flag == "--catch-up" {
             catch_up = true;
+            continue;
+        }
+        if flag == "--fill-only" {
+            fill_only = true;
             continue;
         }
         let (name, inline) = match flag.split_once('=') {
@@ -206,6 +216,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         reuse = true;
     }
+    if fill_only && (prefill_events.is_none() || (path.is_none() && pg_schema.is_none()) || catch_up || reuse)
+    {
+        return Err(format!(
+            "--fill-only fills a new store and keeps it: give --prefill-events, --prefill-streams and \
+             --path (SQLite) or --pg-schema (PostgreSQL), without --reuse or --catch-up\n{USAGE}"
+        ));
+    }
     if prefill_events.is_some() != prefill_streams.is_some() && !(catch_up || reuse) {
         return Err("--prefill-events and --prefill-streams go together".to_owned());
     }
@@ -224,7 +241,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--reuse needs the store to run on: --path (SQLite) or --pg-schema (PostgreSQL)".to_owned(),
         );
     }
-    let (writers, entities, seconds) = if catch_up {
+    let (writers, entities, seconds) = if catch_up || fill_only {
         (1, 1, 1.0)
     } else {
         (
@@ -252,6 +269,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         reuse,
         cold_loads,
         catch_up,
+        fill_only,
     })
 }
 
@@ -835,6 +853,10 @@ async fn run(args: Args) -> Result<(), String> {
     // Whatever happens in the run, the temp file or the schema goes afterwards.
     let result = match prepare(store, &kind, &args).await {
         Ok((store, stored)) if args.catch_up => catch_up(store, &kind, &args, stored).await,
+        Ok((_, stored)) if args.fill_only => {
+            eprintln!("loadgen: --fill-only: the store holds {stored} events, kept for --reuse");
+            Ok(())
+        }
         Ok((store, stored)) => load_and_check(store, &kind, &args, stored).await,
         Err(e) => Err(e),
     };
