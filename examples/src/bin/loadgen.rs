@@ -36,9 +36,9 @@
 //! accounts are then M of the filled ones, spread evenly over them.
 //!
 //! A store named on the command line (`--path`, `--pg-schema`) is kept after
-//! the run (`--fill-only` fills one and stops); `--reuse` runs on one that already holds events (give the same
-//! `--prefill-streams`, which loadgen checks against it), so one fill serves
-//! several timed runs. The check then covers the run: every event after the
+//! the run (`--fill-only` fills one and stops); `--reuse` runs on one that
+//! already holds events (give the same `--prefill-streams`, which loadgen
+//! checks against it), so one fill serves several timed runs. The check then covers the run: every event after the
 //! head the run started at must be a run account's, their count must match,
 //! and each run account, folded from its whole stream and loaded by a fresh
 //! app, must hold the balance it was loaded with plus the accepted commands'
@@ -224,7 +224,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         ));
     }
     if prefill_events.is_some() != prefill_streams.is_some() && !(catch_up || reuse) {
-        return Err("--prefill-events and --prefill-streams go together".to_owned());
+        return Err(
+            "--prefill-events and --prefill-streams go together (--prefill-streams alone describes a filled store \
+             given with --reuse)"
+                .to_owned(),
+        );
     }
     let prefill_streams = prefill_streams.unwrap_or(0);
     let prefill_events = prefill_events.unwrap_or(0);
