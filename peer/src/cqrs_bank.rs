@@ -71,8 +71,9 @@ impl BankServices {
 pub struct BankAccount {
     owner: String,
     number: u32,
-    balance: u64,
-    open: bool,
+    /// Read by the postgres-es child's check after the run.
+    pub balance: u64,
+    pub open: bool,
 }
 
 impl Aggregate for BankAccount {

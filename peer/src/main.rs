@@ -1,14 +1,17 @@
-//! The bank workload on factum and on cqrs-es 0.5, in one process run, on the
-//! same kind of store: commands per second for each and the ratio factum/peer.
+//! The bank workload on factum and on two peers, cqrs-es 0.5 and esrs 0.18,
+//! in one run, on the same kind of store: commands per second for each and
+//! the ratios factum/peer.
 //!
 //! ```text
 //! cargo run --release --manifest-path peer/Cargo.toml -- \
-//!     [--store memory|postgres|both] [--writers N] [--entities M] [--seconds S] [--pg-url URL] > /dev/null
+//!     [--store memory|postgres|both] [--peer cqrs-es|esrs|both] [--writers N] [--entities M] \
+//!     [--seconds S] [--pg-url URL] > /dev/null
 //! ```
 //!
 //! Results go to stderr: cqrs-es's `MemStore` prints two lines to stdout for
 //! every command it runs (that cost is part of what it measures, but nobody
-//! wants to read them). Defaults: both stores, 16 writers, 1000 accounts, 5 s.
+//! wants to read them). Defaults: both stores, both peers, 16 writers, 1000
+//! accounts, 5 s. esrs has no in-memory store, so it runs on PostgreSQL only.
 //!
 //! The workload is loadgen's (examples/src/bin/loadgen.rs): open M accounts,
 //! then N tokio tasks send deposits and withdrawals to random accounts, with
@@ -21,8 +24,13 @@
 //!   `PersistedEventStore` (event-sourced: it loads the aggregate's events for
 //!   each command; a conflict on the sequence key is retried, as factum retries
 //!   a version conflict). Each side gets a fresh schema, dropped afterwards.
-//!   The cqrs-es side runs in a child binary started by this one (see
-//!   `postgres-es/Cargo.toml`: sqlx and factum's rusqlite cannot share a lock).
+//!   esrs's `PgStore` (`postgres-es/src/esrs_bank.rs`) loads and folds the
+//!   account's events per command too, and retries a lost sequence number
+//!   the same way. Both peers run in a child binary started by this one, one
+//!   child per peer (see `postgres-es/Cargo.toml`: sqlx and factum's rusqlite
+//!   cannot share a lock); each child checks every stored balance and the
+//!   event count against the accepted commands and fails the run if one
+//!   differs.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -75,19 +83,23 @@ impl Bank for FactumBank {
 struct Args {
     memory: bool,
     postgres: bool,
+    cqrs_es: bool,
+    esrs: bool,
     writers: usize,
     entities: usize,
     seconds: f64,
     pg_url: String,
 }
 
-const USAGE: &str = "usage: factum-peer [--store memory|postgres|both] [--writers N] [--entities M] \
-[--seconds S] [--pg-url URL]";
+const USAGE: &str = "usage: factum-peer [--store memory|postgres|both] [--peer cqrs-es|esrs|both] \
+[--writers N] [--entities M] [--seconds S] [--pg-url URL]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         memory: true,
         postgres: true,
+        cqrs_es: true,
+        esrs: true,
         writers: 16,
         entities: 1_000,
         seconds: 5.0,
@@ -107,6 +119,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     other => return Err(format!("--store must be memory, postgres or both, not {other:?}")),
                 }
             }
+            "--peer" => {
+                (parsed.cqrs_es, parsed.esrs) = match value()?.as_str() {
+                    "cqrs-es" => (true, false),
+                    "esrs" => (false, true),
+                    "both" => (true, true),
+                    other => return Err(format!("--peer must be cqrs-es, esrs or both, not {other:?}")),
+                }
+            }
             "--writers" => parsed.writers = positive("--writers", &value()?)?,
             "--entities" => parsed.entities = positive("--entities", &value()?)?,
             "--seconds" => {
@@ -121,6 +141,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    if parsed.memory && !parsed.postgres && !parsed.cqrs_es {
+        return Err(
+            "--store memory --peer esrs: esrs has no in-memory store; use --store postgres".to_owned(),
+        );
+    }
     Ok(parsed)
 }
 
@@ -131,8 +156,11 @@ fn positive(flag: &str, text: &str) -> Result<usize, String> {
     }
 }
 
-fn report(store: &str, args: &Args, factum: &Tally, peer: &Tally) -> Result<(), String> {
-    for (name, tally) in [("factum", factum), ("cqrs-es", peer)] {
+/// Prints each side's line, then the run's line with every ratio
+/// factum/peer; fails on the first side that had a failed command.
+fn report(store: &str, args: &Args, factum: &Tally, peers: &[(&str, Tally)]) -> Result<(), String> {
+    let sides = std::iter::once(("factum", factum)).chain(peers.iter().map(|(name, tally)| (*name, tally)));
+    for (name, tally) in sides {
         eprintln!(
             "peer   {name:8} store={store} commands={} rejected={} failed={} secs={:.2} commands_per_sec={:.0}",
             tally.commands,
@@ -148,15 +176,22 @@ fn report(store: &str, args: &Args, factum: &Tally, peer: &Tally) -> Result<(), 
             ));
         }
     }
-    eprintln!(
-        "peer store={store} writers={} entities={} secs={} factum_commands_per_sec={:.0} cqrs_es_commands_per_sec={:.0} ratio={:.1}",
+    let mut line = format!(
+        "peer store={store} writers={} entities={} secs={} factum_commands_per_sec={:.0}",
         args.writers,
         args.entities,
         args.seconds,
-        factum.per_sec(),
-        peer.per_sec(),
-        factum.per_sec() / peer.per_sec()
+        factum.per_sec()
     );
+    for (name, tally) in peers {
+        let key = name.replace('-', "_");
+        line += &format!(" {key}_commands_per_sec={:.0}", tally.per_sec());
+    }
+    for (name, tally) in peers {
+        let key = name.replace('-', "_");
+        line += &format!(" ratio_{key}={:.1}", factum.per_sec() / tally.per_sec());
+    }
+    eprintln!("{line}");
     Ok(())
 }
 
@@ -177,7 +212,7 @@ async fn memory(args: &Args) -> Result<(), String> {
         args.seconds,
     )
     .await?;
-    report("memory", args, &factum, &peer)
+    report("memory", args, &factum, &[("cqrs-es", peer)])
 }
 
 async fn postgres(args: &Args) -> Result<(), String> {
@@ -200,22 +235,35 @@ async fn postgres(args: &Args) -> Result<(), String> {
         )
         .await?;
         drop(app);
-        let peer = postgres_es_child(args, &format!("peer_cqrs_{run}")).await?;
-        report("postgres", args, &factum, &peer)
+        let mut peers = Vec::new();
+        if args.cqrs_es {
+            peers.push((
+                "cqrs-es",
+                peer_child(args, "cqrs-es", &format!("peer_cqrs_{run}")).await?,
+            ));
+        }
+        if args.esrs {
+            peers.push((
+                "esrs",
+                peer_child(args, "esrs", &format!("peer_esrs_{run}")).await?,
+            ));
+        }
+        report("postgres", args, &factum, &peers)
     }
     .await;
     drop_schema(&args.pg_url, &factum_schema).await;
     result
 }
 
-/// Runs the cqrs-es + postgres-es side in its own binary (see
+/// Runs one peer's PostgreSQL side in its own binary (see
 /// `postgres-es/Cargo.toml` for why it cannot link into this one), built and
 /// started through cargo, and reads its result line.
-async fn postgres_es_child(args: &Args, schema: &str) -> Result<Tally, String> {
+async fn peer_child(args: &Args, peer: &str, schema: &str) -> Result<Tally, String> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/postgres-es/Cargo.toml");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = tokio::process::Command::new(cargo)
         .args(["run", "--release", "--manifest-path", manifest, "--"])
+        .args(["--peer", peer])
         .args(["--writers", &args.writers.to_string()])
         .args(["--entities", &args.entities.to_string()])
         .args(["--seconds", &args.seconds.to_string()])
@@ -223,24 +271,39 @@ async fn postgres_es_child(args: &Args, schema: &str) -> Result<Tally, String> {
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
-        .map_err(|e| format!("starting the postgres-es child through cargo: {e}"))?;
+        .map_err(|e| format!("starting the {peer} child through cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "the {peer} child failed ({}); its stderr is above",
+            output.status
+        ));
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let prefix = format!("{peer} ");
     let line = stdout
         .lines()
         .rev()
-        .find(|l| l.starts_with("cqrs-es "))
-        .ok_or_else(|| format!("the postgres-es child ({}) printed no result line", output.status))?;
+        .find(|l| l.starts_with(&prefix))
+        .ok_or_else(|| format!("the {peer} child ({}) printed no result line", output.status))?;
     let mut tally = Tally::default();
+    let mut checked = None;
     for field in line.split_whitespace().skip(1) {
         let (key, value) = field.split_once('=').unwrap_or((field, ""));
-        let bad = || format!("the postgres-es child printed {line:?}");
+        let bad = || format!("the {peer} child printed {line:?}");
         match key {
             "commands" => tally.commands = value.parse().map_err(|_| bad())?,
             "rejected" => tally.rejected = value.parse().map_err(|_| bad())?,
             "failed" => tally.failed = value.parse().map_err(|_| bad())?,
             "secs" => tally.secs = value.parse().map_err(|_| bad())?,
+            "checked" => checked = Some(value.parse::<usize>().map_err(|_| bad())?),
             _ => {}
         }
+    }
+    if checked != Some(args.entities) {
+        return Err(format!(
+            "the {peer} child checked {checked:?} of {} accounts: {line:?}",
+            args.entities
+        ));
     }
     if tally.failed > 0 {
         tally.first_failure = Some("see the child's stderr above".to_owned());
@@ -275,7 +338,9 @@ async fn main() -> ExitCode {
         }
     };
     let mut failed = false;
-    if args.memory {
+    if args.memory && !args.cqrs_es {
+        eprintln!("factum-peer: no memory run: esrs has no in-memory store");
+    } else if args.memory {
         if let Err(message) = memory(&args).await {
             eprintln!("factum-peer: FAILED: {message}");
             failed = true;

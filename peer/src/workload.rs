@@ -48,6 +48,10 @@ pub struct Tally {
     pub failed: u64,
     pub first_failure: Option<String>,
     pub secs: f64,
+    /// What each account's balance must be after the run: its accepted
+    /// deposits less its accepted withdrawals (the check a peer's store is
+    /// held to). Empty in a tally read back from a child's result line.
+    pub balances: Vec<i64>,
 }
 
 impl Tally {
@@ -77,17 +81,22 @@ pub async fn workload<B: Bank>(
             let (bank, stop, entities) = (bank.clone(), stop.clone(), entities as u64);
             tokio::spawn(async move {
                 let mut rng = Rng(0x5EED_0000 + w as u64);
-                let mut tally = Tally::default();
+                let mut tally = Tally {
+                    balances: vec![0; entities as usize],
+                    ..Tally::default()
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let i = rng.below(entities) as usize;
-                    let outcome = if rng.below(2) == 0 {
-                        bank.deposit(i, 1 + rng.below(1_000)).await
+                    let (outcome, change) = if rng.below(2) == 0 {
+                        let amount = 1 + rng.below(1_000);
+                        (bank.deposit(i, amount).await, amount as i64)
                     } else {
-                        bank.withdraw(i, 1 + rng.below(1_500)).await
+                        let amount = 1 + rng.below(1_500);
+                        (bank.withdraw(i, amount).await, -(amount as i64))
                     };
                     tally.commands += 1;
                     match outcome {
-                        Outcome::Accepted => {}
+                        Outcome::Accepted => tally.balances[i] += change,
                         Outcome::Rejected => tally.rejected += 1,
                         Outcome::Failed(e) => {
                             tally.failed += 1;
@@ -101,9 +110,15 @@ pub async fn workload<B: Bank>(
         .collect();
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = Tally::default();
+    let mut total = Tally {
+        balances: vec![0; entities],
+        ..Tally::default()
+    };
     for writer in writers {
         let tally = writer.await.map_err(|e| format!("a writer task failed: {e}"))?;
+        for (sum, change) in total.balances.iter_mut().zip(&tally.balances) {
+            *sum += change;
+        }
         total.commands += tally.commands;
         total.rejected += tally.rejected;
         total.failed += tally.failed;
