@@ -529,9 +529,6 @@ fn fill_request(i: u64, j: u64, codec: Codec) -> Result<AppendRequest, String> {
     })
 }
 
-/// The most appends one PostgreSQL batch statement takes during the fill.
-const FILL_PG_BATCH: usize = 64;
-
 /// Streams filled together: event r of each, then event r + 1 of each.
 const FILL_BLOCK: u64 = 10_000;
 
@@ -642,11 +639,7 @@ async fn prepare(
             drop(store);
             let separator = if url.contains('?') { '&' } else { '?' };
             let unsynced_url = format!("{url}{separator}options=-c%20synchronous_commit%3Doff");
-            // Batches of 64 appends, not the default 512: the batch statement
-            // matches each request against the inserted rows by a scan, so
-            // its cost per event grows with the batch (512 filled at
-            // ~5 k events/s on the 2-core machine).
-            let options = PostgresStore::connect(unsynced_url.clone()).max_batch(FILL_PG_BATCH);
+            let options = PostgresStore::connect(unsynced_url.clone());
             let unsynced = open_postgres_with(options, &unsynced_url, schema, args.codec).await?;
             fill(&unsynced, args).await?;
             drop(unsynced);
