@@ -201,15 +201,10 @@ fn sqlite(c: &mut Criterion) {
 
 #[cfg(feature = "postgres")]
 fn postgres(c: &mut Criterion) {
-    let Ok(url) = std::env::var("FACTUM_PG_URL") else {
-        println!("skipping the postgres scale bench: FACTUM_PG_URL is not set");
-        return;
-    };
     let rt = runtime();
-    let (store, schema) = rt.block_on(pg::open(&url));
-    load_by_size(c, "entity_load_postgres", &rt, &store);
-    drop(store);
-    rt.block_on(pg::drop_schema(&url, &schema));
+    pg::with_store("scale", &rt, |store| {
+        load_by_size(c, "entity_load_postgres", &rt, store)
+    });
 }
 
 #[cfg(not(feature = "postgres"))]

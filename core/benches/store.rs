@@ -179,12 +179,12 @@ async fn concurrent_appends(
 
 #[cfg(feature = "postgres")]
 fn postgres_append(c: &mut Criterion) {
-    let Ok(url) = std::env::var("FACTUM_PG_URL") else {
-        println!("skipping the postgres bench: FACTUM_PG_URL is not set");
-        return;
-    };
     let rt = runtime();
-    let (store, schema) = rt.block_on(pg::open(&url));
+    pg::with_store("append", &rt, |store| append_16_writers(c, &rt, store));
+}
+
+#[cfg(feature = "postgres")]
+fn append_16_writers(c: &mut Criterion, rt: &tokio::runtime::Runtime, store: &factum::PostgresStore) {
     const WRITERS: u64 = 16;
     const PER_WRITER: u64 = 100;
     let mut g = c.benchmark_group("postgres_append");
@@ -218,8 +218,6 @@ fn postgres_append(c: &mut Criterion) {
         })
     });
     g.finish();
-    drop(store);
-    rt.block_on(pg::drop_schema(&url, &schema));
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -243,15 +241,8 @@ fn sqlite_load(c: &mut Criterion) {
 /// text), unlike SQLite, which hands back the bytes written.
 #[cfg(feature = "postgres")]
 fn postgres_load(c: &mut Criterion) {
-    let Ok(url) = std::env::var("FACTUM_PG_URL") else {
-        println!("skipping the postgres load bench: FACTUM_PG_URL is not set");
-        return;
-    };
     let rt = runtime();
-    let (store, schema) = rt.block_on(pg::open(&url));
-    load_10k(c, "postgres_load_10k", &rt, &store);
-    drop(store);
-    rt.block_on(pg::drop_schema(&url, &schema));
+    pg::with_store("load", &rt, |store| load_10k(c, "postgres_load_10k", &rt, store));
 }
 
 #[cfg(not(feature = "postgres"))]
