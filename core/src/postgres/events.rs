@@ -176,7 +176,6 @@ ins AS (
            ev.codec, ev.payload_json::jsonb, ev.payload_bin, ev.event_id, ev.recorded_at, ev.command_id,
            ev.causation_id, ev.correlation_id, ev.checksum
     FROM ev CROSS JOIN h
-    RETURNING position, stream_type, stream_id
 )
 -- Each request's first and last position from its events' numbers (the
 -- INSERT above runs to completion whether or not this reads it), not by
